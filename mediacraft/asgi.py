@@ -1,0 +1,10 @@
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediacraft.settings")
+django_asgi_app = get_asgi_application()
+
+from mediacraft.routing import build_application  # noqa: E402  (needs Django set up)
+
+application = build_application(django_asgi_app)

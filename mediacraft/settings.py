@@ -1,0 +1,209 @@
+"""MediaCraft settings: one file, driven by MEDIACRAFT_* environment variables (see README)."""
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name, default=""):
+    return os.environ.get(name, default)
+
+
+def env_int(name, default, minimum=None):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(name, default=False):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def env_list(name, default=()):
+    raw = os.environ.get(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+VAR_DIR = Path(env_str("MEDIACRAFT_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key():
+    key = env_str("MEDIACRAFT_SECRET_KEY")
+    if key:
+        return key
+    # Kept under var/ so sessions (the visitors' identities) survive a restart.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("MEDIACRAFT_DEBUG", False)
+ALLOWED_HOSTS = env_list("MEDIACRAFT_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("MEDIACRAFT_CSRF_TRUSTED_ORIGINS")
+if env_bool("MEDIACRAFT_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "channels",
+    "mediacraft",
+    "users",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "users.middleware.SecureCookiesOnHttpsMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mediacraft.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "mediacraft.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite under var/ unless DATABASE_URL is set (PostgreSQL for scale-out).
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    import dj_database_url
+
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("MEDIACRAFT_SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+            "OPTIONS": {
+                # IMMEDIATE serialises writers at BEGIN, so dispatch and submit limits hold.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            "TEST": {"NAME": env_str("MEDIACRAFT_TEST_SQLITE_PATH", str(VAR_DIR / "test.sqlite3"))},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: `manage.py serve` starts an embedded one on this socket unless the variable is set.
+REDIS_URL = env_str("MEDIACRAFT_REDIS_URL") or f"unix://{VAR_DIR / 'redis' / 'redis.sock'}"
+RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600} for name in ("high", "default", "low")}
+RQ_SHOW_ADMIN_LINK = True
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "mediacraft", "capacity": 500, "expiry": 30},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Visitors: a session cookie is their identity for 30 days.
+SESSION_COOKIE_AGE = 30 * 24 * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_SAVE_EVERY_REQUEST = False
+CSRF_COOKIE_SAMESITE = "Lax"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env_str("MEDIACRAFT_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = Path(env_str("MEDIACRAFT_MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
+WHITENOISE_USE_FINDERS = True
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MEDIACRAFT_MAX_JSON_KB", 1024, minimum=1) * 1024
+
+# Task engine.
+MEDIACRAFT_USER_CONCURRENCY = env_int("MEDIACRAFT_USER_CONCURRENCY", 1, minimum=1)
+MEDIACRAFT_GLOBAL_CONCURRENCY = env_int("MEDIACRAFT_GLOBAL_CONCURRENCY", 5, minimum=1)
+MEDIACRAFT_USER_MAX_PENDING = env_int("MEDIACRAFT_USER_MAX_PENDING", 50, minimum=1)
+MEDIACRAFT_RESULT_TTL_DAYS = env_int("MEDIACRAFT_RESULT_TTL_DAYS", 7, minimum=1)
+MEDIACRAFT_MAX_TASK_TIMEOUT = env_int("MEDIACRAFT_MAX_TASK_TIMEOUT", 24 * 3600, minimum=1)
+MEDIACRAFT_MAX_ATTEMPTS = env_int("MEDIACRAFT_MAX_ATTEMPTS", 3, minimum=1)
+MEDIACRAFT_RETRY_BASE_SECONDS = env_int("MEDIACRAFT_RETRY_BASE_SECONDS", 5, minimum=0)
+MEDIACRAFT_RETRY_MAX_SECONDS = env_int("MEDIACRAFT_RETRY_MAX_SECONDS", 300, minimum=0)
+MEDIACRAFT_HEARTBEAT_SECONDS = env_int("MEDIACRAFT_HEARTBEAT_SECONDS", 3, minimum=1)
+MEDIACRAFT_LOST_AFTER_SECONDS = env_int("MEDIACRAFT_LOST_AFTER_SECONDS", 15, minimum=2)
+MEDIACRAFT_RECONCILE_SECONDS = env_int("MEDIACRAFT_RECONCILE_SECONDS", 2, minimum=1)
+MEDIACRAFT_CLEANUP_SECONDS = env_int("MEDIACRAFT_CLEANUP_SECONDS", 3600, minimum=1)
+MEDIACRAFT_PROGRESS_DB_INTERVAL = 0.25
+MEDIACRAFT_PROGRESS_EVENT_INTERVAL = 0.1
+
+# Launcher (`manage.py serve`).
+MEDIACRAFT_WORKERS = env_int("MEDIACRAFT_WORKERS", 2, minimum=0)
+MEDIACRAFT_BIND = env_str("MEDIACRAFT_BIND", "127.0.0.1:8000")
+
+LOG_LEVEL = env_str("MEDIACRAFT_LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

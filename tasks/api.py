@@ -1,0 +1,220 @@
+"""Task endpoints: thin views that validate input, call one service and render the task JSON."""
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.utils.translation import gettext as _
+from ninja import Router, Schema
+
+from tasks import selectors, services
+from tasks.errors import ApiError
+from tasks.events import public_task, task_snapshot
+from tasks.models import Task, TaskKind
+from users.auth import api_user
+
+router = Router(tags=["tasks"])
+
+SUBMIT_FIELDS = {"kind", "params", "priority", "title", "timeout"}
+
+
+class ErrorDetail(Schema):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(Schema):
+    error: ErrorDetail
+
+
+class TaskError(Schema):
+    code: str
+    message: str
+    detail: str | None = None
+
+
+class OutputFile(Schema):
+    id: str
+    name: str
+    size: int
+    url: str
+
+
+class TaskOut(Schema):
+    task_id: str
+    kind: str
+    kind_label: str
+    title: str
+    status: str
+    status_label: str
+    stage: str
+    stage_label: str
+    progress: float
+    message: str
+    stats: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    timeout: int
+    error: TaskError | None
+    result: Any
+    params: dict[str, Any]
+    outputs: list[OutputFile]
+    timeline: list[dict[str, Any]]
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+    retry_at: datetime | None
+
+
+class TaskListOut(Schema):
+    items: list[TaskOut]
+    count: int
+    page: int
+    pages: int
+
+
+class CancelAllOut(Schema):
+    cancelled: int
+
+
+def task_json(task):
+    return public_task(task_snapshot(task))
+
+
+SUBMIT_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["kind"],
+                    "properties": {
+                        "kind": {"type": "string", "enum": list(TaskKind.values)},
+                        "params": {"type": "object"},
+                        "priority": {"type": "integer", "minimum": 1, "maximum": 10},
+                        "title": {"type": "string", "maxLength": 200},
+                        "timeout": {"type": "integer", "minimum": 1},
+                    },
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["kind"],
+                    "properties": {
+                        "kind": {"type": "string"},
+                        "params": {"type": "string", "description": "JSON object"},
+                        "priority": {"type": "integer"},
+                        "title": {"type": "string"},
+                        "timeout": {"type": "integer"},
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _parse_submit(request):
+    """Return (fields, files) from a JSON body or a multipart form."""
+    content_type = request.content_type or ""
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        fields = {k: request.POST.get(k) for k in request.POST if k in SUBMIT_FIELDS}
+        unknown = sorted(set(request.POST) - SUBMIT_FIELDS)
+        raw = fields.get("params")
+        if raw in (None, ""):
+            fields["params"] = {}
+        else:
+            try:
+                fields["params"] = json.loads(raw)
+            except ValueError:
+                raise ApiError("bad_json", _("params must be a JSON object."), field="params") from None
+        files = request.FILES.getlist("files")
+        unknown += sorted(set(request.FILES) - {"files"})
+    else:
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise ApiError("too_large", _("The request body is too large."), status=413) from None
+        try:
+            fields = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
+        if not isinstance(fields, dict):
+            raise ApiError("bad_json", _("The request body must be a JSON object."))
+        unknown = sorted(set(fields) - SUBMIT_FIELDS)
+        files = []
+    if unknown:
+        raise ApiError("unknown_field", _("Unknown field: %(name)s.") % {"name": str(unknown[0])[:60]}, field=str(unknown[0])[:60])
+    if not fields.get("kind"):
+        raise ApiError("invalid_params", _("kind is required."), field="kind")
+    return fields, files
+
+
+@router.post("/", response={201: TaskOut, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut, 429: ErrorOut},
+             openapi_extra=SUBMIT_DOC, summary="Submit a task")
+def submit(request):
+    fields, files = _parse_submit(request)
+    user = api_user(request, write=True)
+    task = services.task_submit(
+        owner=user, kind=fields["kind"], params=fields.get("params", {}), files=files,
+        priority=fields.get("priority") or 5, title=fields.get("title") or "", timeout=fields.get("timeout"),
+    )
+    return 201, task_json(task)
+
+
+@router.get("/", response={200: TaskListOut, 400: ErrorOut}, summary="List my tasks")
+def list_tasks(request, status: str = "", kind: str = "", page: int = 1, page_size: int = 20):
+    if status and status not in Task.Status.values:
+        raise ApiError("invalid_status", _("Unknown status: %(value)s.") % {"value": status[:40]}, field="status")
+    if kind and kind not in TaskKind.values:
+        raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": kind[:40]}, field="kind")
+    if not 1 <= page_size <= 100:
+        raise ApiError("invalid_page", _("page_size must be from 1 to 100."), field="page_size")
+    if page < 1:
+        raise ApiError("invalid_page", _("page must be 1 or more."), field="page")
+    qs = selectors.task_list(user=api_user(request), status=status or None, kind=kind or None)
+    count = qs.count()
+    pages = max(1, math.ceil(count / page_size))
+    items = [task_json(t) for t in qs[(page - 1) * page_size : page * page_size]]
+    return {"items": items, "count": count, "page": page, "pages": pages}
+
+
+@router.post("/cancel-all/", response={200: CancelAllOut}, summary="Cancel all my unfinished tasks")
+def cancel_all(request):
+    user = api_user(request, write=True)
+    return {"cancelled": services.task_cancel_all(owner=user)}
+
+
+@router.get("/{task_id}/", response={200: TaskOut, 404: ErrorOut}, summary="One task")
+def get_task(request, task_id: str):
+    return task_json(selectors.task_get_for_user(user=api_user(request), task_id=task_id))
+
+
+@router.post("/{task_id}/cancel/", response={200: TaskOut, 404: ErrorOut, 409: ErrorOut}, summary="Cancel a task")
+def cancel(request, task_id: str):
+    user = api_user(request, write=True)
+    task = selectors.task_get_for_user(user=user, task_id=task_id)
+    return task_json(services.task_cancel(task=task))
+
+
+@router.post("/{task_id}/retry/", response={200: TaskOut, 404: ErrorOut, 409: ErrorOut}, summary="Retry a task")
+def retry(request, task_id: str):
+    user = api_user(request, write=True)
+    task = selectors.task_get_for_user(user=user, task_id=task_id)
+    return task_json(services.task_retry(task=task))
+
+
+@router.delete("/{task_id}/", response={204: None, 404: ErrorOut, 409: ErrorOut}, summary="Delete a finished task")
+def delete(request, task_id: str):
+    user = api_user(request, write=True)
+    services.task_delete(task=selectors.task_get_for_user(user=user, task_id=task_id))
+    return 204, None

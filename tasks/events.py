@@ -1,0 +1,105 @@
+"""Task snapshots (untranslated, JSON-safe) and their delivery to channel groups.
+
+A snapshot carries codes; `public_task` turns it into the API's task JSON in the active language,
+so the API, the pages and the WebSocket consumer all speak one shape."""
+
+import logging
+
+from tasks import messages
+
+log = logging.getLogger(__name__)
+
+TIME_FIELDS = ("created_at", "queued_at", "started_at", "finished_at", "expires_at", "retry_at")
+
+
+def user_group(user_id):
+    return f"user.{user_id}"
+
+
+def task_group(task_id):
+    return f"task.{task_id}"
+
+
+def task_snapshot(task):
+    snap = {
+        "task_id": str(task.pk),
+        "owner_id": task.owner_id,
+        "kind": task.kind,
+        "title": task.title,
+        "status": task.status,
+        "stage": task.stage,
+        "progress": task.progress,
+        "message_code": task.message_code,
+        "message_params": task.message_params,
+        "stats": task.stats,
+        "priority": task.priority,
+        "attempts": task.attempts,
+        "max_attempts": task.max_attempts,
+        "timeout": task.timeout,
+        "error_code": task.error_code,
+        "error_params": task.error_params,
+        "error_detail": task.error_detail,
+        "result": task.result,
+        "params": task.params,
+        "timeline": task.timeline,
+        "outputs": [],
+    }
+    for name in TIME_FIELDS:
+        value = getattr(task, name)
+        snap[name] = value.isoformat() if value else None
+    return snap
+
+
+def public_task(snap):
+    """The task as the API shows it, translated into the active language."""
+    from tasks.models import Task, TaskKind
+
+    out = {k: v for k, v in snap.items() if k not in ("owner_id", "message_code", "message_params",
+                                                       "error_code", "error_params", "error_detail")}
+    out["status_label"] = str(Task.Status(snap["status"]).label)
+    out["kind_label"] = str(TaskKind(snap["kind"]).label) if snap["kind"] in TaskKind.values else snap["kind"]
+    out["stage_label"] = messages.render(messages.STAGES, snap["stage"]) if snap["stage"] in messages.STAGES else snap["stage"]
+    out["message"] = messages.render(messages.MESSAGES, snap["message_code"], snap["message_params"])
+    if snap["error_code"]:
+        out["error"] = {
+            "code": snap["error_code"],
+            "message": messages.render(messages.ERRORS, snap["error_code"], snap["error_params"]),
+            "detail": snap["error_detail"],
+        }
+    else:
+        out["error"] = None
+    return out
+
+
+async def send_snapshot(layer, snap):
+    event = {"type": "task.event", "task": snap}
+    await layer.group_send(user_group(snap["owner_id"]), event)
+    await layer.group_send(task_group(snap["task_id"]), event)
+
+
+def broadcast_task(task_id):
+    """Send the task's current state to its owner's sockets; never fails the caller."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from tasks.models import Task
+
+    task = Task.objects.filter(pk=task_id).first()
+    if task is None:
+        return
+    try:
+        async_to_sync(send_snapshot)(get_channel_layer(), task_snapshot(task))
+    except Exception:
+        log.warning("could not broadcast task %s", task_id, exc_info=True)
+
+
+def broadcast_deleted(task_id, owner_id):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            user_group(owner_id), {"type": "task.deleted", "task_id": str(task_id)}
+        )
+    except Exception:
+        log.warning("could not broadcast deletion of %s", task_id, exc_info=True)

@@ -1,0 +1,59 @@
+"""Job kinds. Each module here defines PROCESSOR, an instance of a Processor subclass;
+adding a kind means adding one module."""
+
+import abc
+import functools
+import importlib
+import pkgutil
+import shutil
+
+from django.conf import settings
+
+
+class Processor(abc.ABC):
+    kind = None  # a TaskKind value
+    operator_only = False
+    accepts_files = False
+    default_timeout = 3600
+    max_attempts = None  # None: MEDIACRAFT_MAX_ATTEMPTS
+
+    @abc.abstractmethod
+    def validate(self, *, params, files, user):
+        """Return cleaned params or raise tasks.errors.InvalidParams."""
+
+    def make_title(self, params):
+        return ""
+
+    def default_timeout_for(self, params):
+        return self.default_timeout
+
+    @abc.abstractmethod
+    def run(self, ctx):
+        """Do the work; report through ctx.progress; return the result dict."""
+
+    def cleanup(self, ctx):
+        """Remove what a cancelled, failed or timed-out run left behind."""
+        shutil.rmtree(ctx.output_dir, ignore_errors=True)
+
+    def get_max_attempts(self):
+        return self.max_attempts or settings.MEDIACRAFT_MAX_ATTEMPTS
+
+    def user_may_run(self, user):
+        if not self.operator_only:
+            return True
+        return bool(user and user.is_authenticated and user.has_perm("tasks.run_operator_tasks"))
+
+
+@functools.cache
+def registry():
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        processor = getattr(module, "PROCESSOR", None)
+        if processor is not None:
+            found[processor.kind] = processor
+    return found
+
+
+def get_processor(kind):
+    return registry().get(kind)

@@ -1,0 +1,205 @@
+"""`command`: run an admin-registered command-line tool (no shell, ever).
+
+The tool's stdout lines `PROGRESS <0-100> [message]` become progress; its last other stdout
+line, if JSON, becomes the result; on failure the exit code and stderr's tail become the error.
+"""
+
+import json
+import math
+import re
+import string
+import sys
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from tasks.errors import InvalidParams, TaskError
+from tasks.models import TaskKind
+from tasks.processors import Processor
+
+PARAM_TYPES = ("string", "integer", "number", "boolean")
+BUILTIN_PLACEHOLDERS = ("output_dir", "task_id", "python")
+PROGRESS_RE = re.compile(r"^PROGRESS\s+(-?\d+(?:\.\d+)?)(?:\s+(.*))?$")
+MAX_STRING = 10_000
+
+
+def check_schema(schema):
+    """Validate a CommandTemplate's parameter schema (admin side)."""
+    if not isinstance(schema, list):
+        raise ValidationError(_("The parameters must be a list."))
+    seen = set()
+    for item in schema:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ValidationError(_("Each parameter needs a name."))
+        name = item["name"]
+        if not name.isidentifier() or name in BUILTIN_PLACEHOLDERS or name in seen:
+            raise ValidationError(_("Parameter name %(name)s is not allowed or repeated.") % {"name": name})
+        seen.add(name)
+        if item.get("type", "string") not in PARAM_TYPES:
+            raise ValidationError(_("Parameter %(name)s has an unknown type.") % {"name": name})
+        if "choices" in item and not isinstance(item["choices"], list):
+            raise ValidationError(_("The choices of %(name)s must be a list.") % {"name": name})
+        if "pattern" in item:
+            try:
+                re.compile(item["pattern"])
+            except (re.error, TypeError):
+                raise ValidationError(_("The pattern of %(name)s is not a valid regular expression.") % {"name": name})
+
+
+def placeholders(item):
+    return [field for _lit, field, _spec, _conv in string.Formatter().parse(item) if field is not None]
+
+
+def _coerce(spec, value):
+    """Return the value converted to the parameter's type, or raise InvalidParams."""
+    name, kind = spec["name"], spec.get("type", "string")
+    field = f"args.{name}"
+    if kind == "string":
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InvalidParams(_("Parameter %(name)s must be text.") % {"name": name}, field)
+        value = str(value)
+        if "\x00" in value or len(value) > MAX_STRING:
+            raise InvalidParams(_("Parameter %(name)s is too long or contains a NUL byte.") % {"name": name}, field)
+        if spec.get("pattern") and not re.fullmatch(spec["pattern"], value):
+            raise InvalidParams(
+                _("Parameter %(name)s does not match the pattern %(pattern)s.") % {"name": name, "pattern": spec["pattern"]},
+                field,
+            )
+    elif kind == "integer":
+        if isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 10**18:
+            raise InvalidParams(_("Parameter %(name)s must be a whole number.") % {"name": name}, field)
+    elif kind == "number":
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidParams(_("Parameter %(name)s must be a number.") % {"name": name}, field)
+    elif kind == "boolean":
+        if isinstance(value, str) and value.lower() in ("true", "1", "on", "yes", "false", "0", "off", "no"):
+            value = value.lower() in ("true", "1", "on", "yes")
+        if not isinstance(value, bool):
+            raise InvalidParams(_("Parameter %(name)s must be true or false.") % {"name": name}, field)
+    for bound, op in (("min", lambda v, b: v < b), ("max", lambda v, b: v > b)):
+        if kind in ("integer", "number") and spec.get(bound) is not None and op(value, spec[bound]):
+            raise InvalidParams(
+                _("Parameter %(name)s must be between %(min)s and %(max)s.")
+                % {"name": name, "min": spec.get("min", "-∞"), "max": spec.get("max", "∞")},
+                field,
+            )
+    if spec.get("choices") and value not in spec["choices"]:
+        choices = ", ".join(str(c) for c in spec["choices"])
+        raise InvalidParams(_("Parameter %(name)s must be one of: %(choices)s.") % {"name": name, "choices": choices}, field)
+    return value
+
+
+def render_argv(argv, values):
+    """Format argv items; a nested list is an optional group, kept only if all its values are set."""
+    out = []
+    for item in argv:
+        group = item if isinstance(item, list) else [item]
+        names = [name for part in group for name in placeholders(part)]
+        if isinstance(item, list) and any(values.get(n) is None for n in names):
+            continue
+        for part in group:
+            out.append(part.format_map({n: _as_arg(values.get(n)) for n in placeholders(part)}))
+    return out
+
+
+def _as_arg(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+class CommandProcessor(Processor):
+    kind = TaskKind.COMMAND
+    operator_only = True
+    default_timeout = 1800
+    max_attempts = 1  # a tool may have side effects: only the engine's own failures are retried
+
+    def _template(self, name):
+        from tasks.models import CommandTemplate
+
+        if not isinstance(name, str) or not name:
+            raise InvalidParams(_("Choose a command template."), "template")
+        template = CommandTemplate.objects.filter(name=name, enabled=True).first()
+        if template is None:
+            raise InvalidParams(_("There is no enabled command template named %(name)s.") % {"name": name[:60]}, "template")
+        return template
+
+    def validate(self, *, params, files, user):
+        if files:
+            raise InvalidParams(_("Command tasks take no files."), "files")
+        template = self._template(params.get("template"))
+        args = params.get("args", {})
+        if not isinstance(args, dict):
+            raise InvalidParams(_("args must be an object of parameter values."), "args")
+        schema = {spec["name"]: spec for spec in template.param_schema}
+        unknown = sorted(set(args) - set(schema))
+        if unknown:
+            raise InvalidParams(_("Unknown parameter: %(name)s.") % {"name": str(unknown[0])[:60]}, f"args.{unknown[0]}"[:80])
+        cleaned = {}
+        for name, spec in schema.items():
+            value = args.get(name, spec.get("default"))
+            if value is None or value == "":
+                if spec.get("required"):
+                    raise InvalidParams(_("Parameter %(name)s is required.") % {"name": name}, f"args.{name}")
+                continue
+            cleaned[name] = _coerce(spec, value)
+        return {"template": template.name, "args": cleaned}
+
+    def make_title(self, params):
+        return params["template"]
+
+    def default_timeout_for(self, params):
+        from tasks.models import CommandTemplate
+
+        template = CommandTemplate.objects.filter(name=params["template"]).first()
+        return template.default_timeout if template else self.default_timeout
+
+    def run(self, ctx):
+        from tasks.models import CommandTemplate
+
+        template = CommandTemplate.objects.filter(name=ctx.params["template"], enabled=True).first()
+        if template is None:
+            raise TaskError("kind_unavailable", detail=f"command template {ctx.params['template']!r} is gone or disabled")
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+        values = {**ctx.params["args"], "output_dir": str(ctx.output_dir), "task_id": ctx.task_id, "python": sys.executable}
+        argv = render_argv(template.argv, values)
+        last_line = None
+
+        def on_stdout(line):
+            nonlocal last_line
+            match = PROGRESS_RE.match(line.strip())
+            if match:
+                text = (match.group(2) or "").strip()[:300]
+                ctx.progress(float(match.group(1)), stage="running",
+                             code="tool_message" if text else "running", params={"text": text} if text else None)
+            elif line.strip():
+                last_line = line.strip()
+
+        ctx.progress(0, stage="running", code="running")
+        run = ctx.run(argv, cwd=template.working_dir or str(ctx.output_dir), on_stdout=on_stdout,
+                      env={"MEDIACRAFT_TASK_ID": ctx.task_id, "MEDIACRAFT_OUTPUT_DIR": str(ctx.output_dir)})
+        if run.returncode < 0:
+            raise TaskError("command_killed", {"signal": -run.returncode}, detail=run.stderr_tail)
+        if run.returncode != 0:
+            raise TaskError("command_failed", {"exit_code": run.returncode}, detail=run.stderr_tail)
+        result = {"exit_code": 0}
+        if last_line and last_line[0] in "{[":
+            try:
+                parsed = json.loads(last_line)
+            except ValueError:
+                raise TaskError("command_bad_result", detail=last_line[-2000:]) from None
+            result = parsed if isinstance(parsed, dict) else {"value": parsed}
+        elif last_line:
+            result["output"] = last_line[-2000:]
+        ctx.progress(100, stage="done", code="done")
+        return result
+
+
+PROCESSOR = CommandProcessor()

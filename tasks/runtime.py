@@ -1,0 +1,249 @@
+"""What a running task gets inside the RQ work horse: its context, a progress reporter,
+a subprocess runner and a watchdog. Imported only by tasks.jobs, inside the job."""
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from tasks import events
+from tasks.errors import TaskAborted, TaskError
+from tasks.models import Task
+
+log = logging.getLogger(__name__)
+
+SAFE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+
+
+def task_work_dir(task_id):
+    return Path(settings.MEDIA_ROOT) / "tasks" / str(task_id)
+
+
+class EventSender:
+    """One event loop thread per running job, so progress events reuse one Redis connection."""
+
+    def __init__(self):
+        from channels.layers import get_channel_layer
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="events", daemon=True)
+        self.thread.start()
+        self.layer = get_channel_layer()
+        self.pending = collections.deque()
+
+    def send(self, snapshot):
+        future = asyncio.run_coroutine_threadsafe(events.send_snapshot(self.layer, snapshot), self.loop)
+        self.pending.append(future)
+        while self.pending and self.pending[0].done():
+            self.pending.popleft()
+
+    def close(self, wait=2.0):
+        deadline = time.monotonic() + wait
+        for future in list(self.pending):
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:
+                log.warning("progress event not delivered", exc_info=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=1)
+
+
+class ProgressReporter:
+    """Throttles updates: the ORM at most every PROGRESS_DB_INTERVAL s, events at most every
+    PROGRESS_EVENT_INTERVAL s; a stage change and the final update always go through."""
+
+    def __init__(self, task, sender):
+        self.task = task
+        self.sender = sender
+        self.lock = threading.Lock()
+        self.last_db = self.last_event = 0.0
+        self.dirty_db = self.dirty_event = False
+        self.started = time.monotonic()
+
+    def update(self, percent=None, *, stage=None, code=None, params=None, stats=None):
+        with self.lock:
+            task = self.task
+            stage_changed = stage is not None and stage != task.stage
+            if percent is not None:
+                task.progress = round(min(100.0, max(0.0, float(percent))), 2)
+            if stage_changed:
+                task.stage = stage
+                task.timeline = [*task.timeline, {"stage": stage, "at": timezone.now().isoformat()}]
+            if code is not None:
+                task.message_code, task.message_params = code, params or {}
+            if stats is not None:
+                task.stats = dict(stats)
+            self._estimate_eta()
+            self.dirty_db = self.dirty_event = True
+            self._flush(force=stage_changed)
+
+    def _estimate_eta(self):
+        stats = self.task.stats
+        if "eta_seconds" in stats and stats.get("eta_source") != "engine":
+            return
+        elapsed, done = time.monotonic() - self.started, self.task.progress
+        if 1 <= done < 100 and elapsed > 1:
+            self.task.stats = {**stats, "eta_seconds": round(elapsed * (100 - done) / done), "eta_source": "engine"}
+
+    def _flush(self, force=False):
+        now = time.monotonic()
+        if self.dirty_db and (force or now - self.last_db >= settings.MEDIACRAFT_PROGRESS_DB_INTERVAL):
+            task = self.task
+            updated = Task.objects.filter(pk=task.pk, status=Task.Status.RUNNING).update(
+                progress=task.progress, stage=task.stage, message_code=task.message_code,
+                message_params=task.message_params, stats=task.stats, timeline=task.timeline,
+            )
+            if not updated:
+                raise TaskAborted(str(task.pk))
+            self.last_db, self.dirty_db = now, False
+        if self.dirty_event and (force or now - self.last_event >= settings.MEDIACRAFT_PROGRESS_EVENT_INTERVAL):
+            self.sender.send(events.task_snapshot(self.task))
+            self.last_event, self.dirty_event = now, False
+
+    def flush_pending(self):
+        """Called by the watchdog so a throttled last update is not held back for long."""
+        with self.lock:
+            self._flush(force=True)
+
+
+@dataclasses.dataclass
+class RunResult:
+    returncode: int
+    stderr_tail: str
+
+
+class TaskContext:
+    def __init__(self, task, reporter):
+        self.task = task
+        self.task_id = str(task.pk)
+        self.kind = task.kind
+        self.params = task.params
+        self.owner_id = task.owner_id
+        self.attempt = task.attempts
+        self.timeout = task.timeout
+        self.work_dir = task_work_dir(task.pk)
+        self.output_dir = self.work_dir / "output"
+        self.input_paths = []
+        self._reporter = reporter
+        self._procs = set()
+
+    def progress(self, percent=None, *, stage=None, code=None, params=None, stats=None):
+        self._reporter.update(percent, stage=stage, code=code, params=params, stats=stats)
+
+    def run(self, argv, *, cwd=None, env=None, on_stdout=None, on_stderr=None, tail_lines=40):
+        """Run a program without a shell, in the work horse's process group (so RQ's stop kills
+        it too), feeding stdout lines to on_stdout. Any exception kills its whole tree."""
+        full_env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
+        full_env.update(env or {})
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", bufsize=1,
+            )
+        except OSError as exc:
+            raise TaskError("command_not_started", {"reason": exc.strerror or str(exc)}, detail=f"{argv[0]}: {exc}") from None
+        self._procs.add(proc)
+        tail = collections.deque(maxlen=tail_lines)
+
+        def read_stderr():
+            for line in proc.stderr:
+                tail.append(line.rstrip("\n"))
+                if on_stderr:
+                    on_stderr(line)
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        try:
+            for line in proc.stdout:
+                if on_stdout:
+                    on_stdout(line.rstrip("\n"))
+            proc.wait()
+            reader.join(timeout=5)
+        except BaseException:
+            kill_tree(proc)
+            raise
+        finally:
+            self._procs.discard(proc)
+        return RunResult(proc.returncode, "\n".join(tail))
+
+    def kill_children(self):
+        for proc in list(self._procs):
+            kill_tree(proc)
+
+
+def kill_tree(proc):
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        victims = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        victims = []
+    for victim in victims:
+        try:
+            victim.kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    psutil.wait_procs(victims, timeout=2)
+
+
+class Watchdog(threading.Thread):
+    """Beats the task's heartbeat, flushes held-back progress, and kills the horse's whole
+    process group when its worker died or the task stopped being running (a lost stop command)."""
+
+    def __init__(self, task_id, reporter):
+        super().__init__(name="watchdog", daemon=True)
+        self.task_id = task_id
+        self.reporter = reporter
+        self.parent = os.getppid()
+        self.stopped = threading.Event()
+
+    def run(self):
+        beat = settings.MEDIACRAFT_HEARTBEAT_SECONDS
+        last_beat = time.monotonic()
+        try:
+            while not self.stopped.wait(0.5):
+                if os.getppid() != self.parent:
+                    self.die("worker process is gone")
+                try:
+                    self.reporter.flush_pending()
+                except TaskAborted:
+                    self.die("task is no longer running")
+                if time.monotonic() - last_beat >= beat:
+                    last_beat = time.monotonic()
+                    self.heartbeat()
+        finally:
+            connection.close()
+
+    def heartbeat(self):
+        close_old_connections()
+        now = timezone.now()
+        Task.objects.filter(pk=self.task_id, status=Task.Status.RUNNING).update(heartbeat_at=now)
+        row = Task.objects.filter(pk=self.task_id).values_list("status", "cancel_requested_at").first()
+        if row is None or row[0] != Task.Status.RUNNING:
+            self.die("task is no longer running")
+        elif row[1] and (now - row[1]).total_seconds() > 2:
+            self.die("cancel requested but the stop command did not arrive")
+
+    def die(self, why):
+        if self.stopped.is_set():
+            return
+        log.warning("task %s: %s; killing the work horse", self.task_id, why)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    def stop(self):
+        self.stopped.set()

@@ -1,0 +1,34 @@
+"""Reads. Every lookup of a task by id goes through task_get_for_user: anyone else gets 404."""
+
+import uuid
+
+from tasks.errors import NotFound
+from tasks.models import Task
+
+
+def task_get_for_user(*, user, task_id):
+    try:
+        pk = uuid.UUID(str(task_id))
+    except ValueError:
+        raise NotFound() from None
+    if user is None or not user.is_authenticated:
+        raise NotFound()
+    task = Task.objects.filter(pk=pk, owner=user).first()
+    if task is None:
+        raise NotFound()
+    return task
+
+
+def task_list(*, user, status=None, kind=None):
+    if user is None or not user.is_authenticated:
+        return Task.objects.none()
+    qs = Task.objects.filter(owner=user)
+    if status:
+        qs = qs.filter(status=status)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("-created_at")
+
+
+def task_active_count(*, user):
+    return Task.objects.filter(owner=user, status__in=Task.ACTIVE).count()

@@ -1,0 +1,371 @@
+"""Writes. Every status change is a conditional UPDATE whose row count is checked, so a
+duplicate delivery, a late callback or a double click changes nothing."""
+
+import functools
+import logging
+import random
+import shutil
+from collections import Counter, defaultdict, deque
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tasks import events
+from tasks.errors import ApiError, InvalidParams
+from tasks.models import Task
+from tasks.processors import get_processor
+from tasks.queues import get_queue, queue_name_for, redis_connection
+from tasks.runtime import task_work_dir
+
+log = logging.getLogger(__name__)
+S = Task.Status
+
+
+def _lock_dispatch():
+    """Serialise submit and dispatch. SQLite already does (IMMEDIATE transactions)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(7210431)")
+
+
+def _transition(task_id, *, frm, to, **fields):
+    """Move a task from one of `frm` to `to` if it is still there; True if it moved."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = Task.objects.filter(pk=task_id, status__in=frm).values("timeline").first()
+        if row is None:
+            return False
+        fields["timeline"] = [*row["timeline"], {"status": to, "at": now.isoformat()}]
+        if to in Task.TERMINAL:
+            fields.setdefault("finished_at", now)
+            fields.setdefault("expires_at", now + timedelta(days=settings.MEDIACRAFT_RESULT_TTL_DAYS))
+            fields.setdefault("heartbeat_at", None)
+        if not Task.objects.filter(pk=task_id, status__in=frm).update(status=to, **fields):
+            return False
+        transaction.on_commit(functools.partial(events.broadcast_task, task_id), robust=True)
+        if to in Task.TERMINAL or to == S.RETRYING:
+            transaction.on_commit(dispatch, robust=True)
+    log.info("task %s: %s -> %s", task_id, "|".join(frm), to)
+    return True
+
+
+def _clean_title(title):
+    if not isinstance(title, str):
+        raise InvalidParams(_("The title must be text."), "title")
+    title = "".join(ch for ch in title if ch.isprintable()).strip()
+    if len(title) > 200:
+        raise InvalidParams(_("The title is longer than 200 characters."), "title")
+    return title
+
+
+def _clean_int(value, field, low, high):
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidParams(
+            _("%(field)s must be a whole number from %(low)s to %(high)s.") % {"field": field, "low": low, "high": high},
+            field,
+        )
+    return value
+
+
+def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=None):
+    """Validate and store a new pending task, then dispatch after commit."""
+    processor = get_processor(kind) if isinstance(kind, str) else None
+    if processor is None:
+        raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": str(kind)[:40]})
+    if not processor.user_may_run(owner):
+        raise ApiError("forbidden_kind", _("You are not allowed to run %(kind)s tasks.") % {"kind": kind}, status=403)
+    if not isinstance(params, dict):
+        raise InvalidParams(_("params must be a JSON object."), "params")
+    priority = _clean_int(priority, "priority", 1, 10)
+    title = _clean_title(title or "")
+    cleaned = processor.validate(params=params, files=list(files), user=owner)
+    limit = settings.MEDIACRAFT_MAX_TASK_TIMEOUT
+    if timeout is None:
+        timeout = min(processor.default_timeout_for(cleaned), limit)
+    else:
+        timeout = _clean_int(timeout, "timeout", 1, limit)
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_dispatch()
+        waiting = Task.objects.filter(owner=owner, status__in=Task.WAITING).count()
+        if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
+            raise ApiError(
+                "too_many_pending",
+                _("You already have %(n)s tasks waiting; wait for some to finish or cancel them.") % {"n": waiting},
+                status=429,
+            )
+        task = Task.objects.create(
+            owner=owner, kind=processor.kind, title=title or processor.make_title(cleaned)[:200], params=cleaned,
+            priority=priority, timeout=timeout, max_attempts=processor.get_max_attempts(),
+            status=S.PENDING, message_code="waiting_slot", timeline=[{"status": S.PENDING, "at": now.isoformat()}],
+        )
+        transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
+        transaction.on_commit(dispatch, robust=True)
+    task.refresh_from_db()
+    if task.status == S.PENDING:
+        _explain_wait(task)
+    return task
+
+
+def _explain_wait(task):
+    active = Task.objects.filter(owner=task.owner_id, status__in=Task.ACTIVE).count()
+    if active >= settings.MEDIACRAFT_USER_CONCURRENCY:
+        code, params = "user_limit", {"active": active, "limit": settings.MEDIACRAFT_USER_CONCURRENCY}
+    else:
+        code, params = "site_busy", {"limit": settings.MEDIACRAFT_GLOBAL_CONCURRENCY}
+    if Task.objects.filter(pk=task.pk, status=S.PENDING).update(message_code=code, message_params=params):
+        task.message_code, task.message_params = code, params
+
+
+def dispatch():
+    """Admit waiting tasks while slots are free: fewest active first among owners, then
+    priority, then age. Returns the ids admitted."""
+    admitted = []
+    with transaction.atomic():
+        _lock_dispatch()
+        now = timezone.now()
+        counts = Counter(Task.objects.filter(status__in=Task.ACTIVE).values_list("owner_id", flat=True))
+        free = settings.MEDIACRAFT_GLOBAL_CONCURRENCY - sum(counts.values())
+        if free <= 0:
+            return admitted
+        waiting = (
+            Task.objects.filter(Q(status=S.PENDING) | Q(status=S.RETRYING, retry_at__lte=now))
+            .order_by("-priority", "created_at")
+            .values_list("id", "owner_id", "status", "priority", "created_at")[:5000]
+        )
+        by_owner = defaultdict(deque)
+        for row in waiting:
+            by_owner[row[1]].append(row)
+        user_limit = settings.MEDIACRAFT_USER_CONCURRENCY
+        while free > 0:
+            eligible = [o for o, rows in by_owner.items() if rows and counts[o] < user_limit]
+            if not eligible:
+                break
+            owner = min(eligible, key=lambda o: (counts[o], -by_owner[o][0][3], by_owner[o][0][4]))
+            task_id, _owner, status, _prio, _created = by_owner[owner].popleft()
+            if _transition(task_id, frm=[status], to=S.QUEUED, queued_at=now, retry_at=None,
+                           message_code="waiting_worker", message_params={}):
+                counts[owner] += 1
+                free -= 1
+                admitted.append(task_id)
+                transaction.on_commit(functools.partial(enqueue, task_id), robust=True)
+    return admitted
+
+
+def enqueue(task_id):
+    """Put a queued task's job on RQ; job id = task id. A stale job of an earlier attempt goes first."""
+    from rq.callbacks import Callback
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    task = Task.objects.filter(pk=task_id, status=S.QUEUED).first()
+    if task is None:
+        return
+    conn = redis_connection()
+    try:
+        Job.fetch(str(task_id), connection=conn).delete()
+    except NoSuchJobError:
+        pass
+    get_queue(queue_name_for(task.priority)).enqueue(
+        "tasks.jobs.run_task", str(task_id), job_id=str(task_id), job_timeout=task.timeout,
+        on_stopped=Callback("tasks.jobs.on_job_stopped"), result_ttl=600, failure_ttl=24 * 3600,
+        description=f"{task.kind} {task_id}",
+    )
+
+
+def task_mark_running(*, task_id, worker_name):
+    now = timezone.now()
+    moved = _transition(
+        task_id, frm=[S.QUEUED], to=S.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now,
+        worker_name=worker_name[:200], stage="starting", progress=0, message_code="starting", message_params={},
+        stats={}, error_code="", error_params={}, error_detail="",
+    )
+    return Task.objects.get(pk=task_id) if moved else None
+
+
+def task_complete(*, task_id, result):
+    return _transition(task_id, frm=[S.RUNNING], to=S.COMPLETED, result=result, progress=100, stage="done",
+                       message_code="done", message_params={})
+
+
+def retry_delay(attempt):
+    """Exponential backoff with jitter: base * 2^(attempt-1), scaled by 0.5..1.0, capped."""
+    base = settings.MEDIACRAFT_RETRY_BASE_SECONDS * (2 ** max(0, attempt - 1))
+    return min(settings.MEDIACRAFT_RETRY_MAX_SECONDS, base) * random.uniform(0.5, 1.0)
+
+
+def task_fail(*, task_id, code, params=None, detail="", retryable=False):
+    """End a running task with an error, or schedule a retry when it is retryable and attempts remain."""
+    task = Task.objects.filter(pk=task_id, status=S.RUNNING).first()
+    if task is None:
+        return False
+    if task.cancel_requested_at:
+        return task_mark_cancelled(task_id=task_id)
+    error = {"error_code": code, "error_params": params or {}, "error_detail": (detail or "")[-8000:]}
+    if retryable and task.attempts < task.max_attempts:
+        delay = retry_delay(task.attempts)
+        return _transition(
+            task_id, frm=[S.RUNNING], to=S.RETRYING, retry_at=timezone.now() + timedelta(seconds=delay),
+            heartbeat_at=None, message_code="retry_scheduled",
+            message_params={"seconds": round(delay), "attempt": task.attempts + 1, "max_attempts": task.max_attempts},
+            **error,
+        )
+    return _transition(task_id, frm=[S.RUNNING], to=S.FAILED, message_code="", message_params={}, **error)
+
+
+def task_mark_timeout(*, task_id):
+    task = Task.objects.filter(pk=task_id).only("timeout").first()
+    if task is None:
+        return False
+    return _transition(task_id, frm=[S.RUNNING], to=S.TIMEOUT, error_code="timeout",
+                       error_params={"timeout": task.timeout}, message_code="", message_params={})
+
+
+def task_mark_cancelled(*, task_id):
+    return _transition(task_id, frm=[S.RUNNING], to=S.CANCELLED, message_code="", message_params={})
+
+
+def task_mark_lost(*, task_id, detail=""):
+    """The worker running the task died: cancelled if that was asked for, else a retryable failure."""
+    return task_fail(task_id=task_id, code="worker_lost", detail=detail, retryable=True)
+
+
+def _drop_rq_job(task_id):
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        Job.fetch(str(task_id), connection=redis_connection()).delete()
+    except NoSuchJobError:
+        pass
+    except Exception:
+        log.warning("could not drop RQ job %s", task_id, exc_info=True)
+
+
+def _send_stop(task_id):
+    from rq.command import send_stop_job_command
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+
+    try:
+        send_stop_job_command(redis_connection(), str(task_id))
+    except (InvalidJobOperation, NoSuchJobError):
+        log.info("task %s: no executing RQ job to stop; the watchdog will stop it", task_id)
+    except Exception:
+        log.warning("task %s: stop command failed", task_id, exc_info=True)
+
+
+def task_cancel(*, task):
+    """Cancel a waiting or queued task in place; ask a running one to stop (the stop callback
+    marks it cancelled and removes what it left)."""
+    if task.status in Task.TERMINAL:
+        raise ApiError("not_cancellable", _("This task has already finished."), status=409)
+    if _transition(task.pk, frm=[S.PENDING, S.RETRYING], to=S.CANCELLED, message_code="", message_params={}):
+        pass
+    elif _transition(task.pk, frm=[S.QUEUED], to=S.CANCELLED, message_code="", message_params={}):
+        transaction.on_commit(functools.partial(_drop_rq_job, task.pk), robust=True)
+    elif Task.objects.filter(pk=task.pk, status=S.RUNNING, cancel_requested_at__isnull=True).update(
+        cancel_requested_at=timezone.now()
+    ):
+        transaction.on_commit(functools.partial(_send_stop, task.pk), robust=True)
+    task.refresh_from_db()
+    return task
+
+
+def task_cancel_all(*, owner):
+    count = 0
+    for task in Task.objects.filter(owner=owner).exclude(status__in=Task.TERMINAL):
+        try:
+            task_cancel(task=task)
+            count += 1
+        except ApiError:
+            pass  # finished meanwhile
+    return count
+
+
+def task_retry(*, task):
+    """A manual retry of a failed, cancelled or timed-out task: it starts over as pending."""
+    if task.status not in Task.RETRYABLE_BY_USER:
+        raise ApiError("not_retryable", _("Only failed, cancelled or timed-out tasks can be retried."), status=409)
+    processor = get_processor(task.kind)
+    if processor is None or not processor.user_may_run(task.owner):
+        raise ApiError("forbidden_kind", _("You are not allowed to run %(kind)s tasks.") % {"kind": task.kind}, status=403)
+    with transaction.atomic():
+        _lock_dispatch()
+        waiting = Task.objects.filter(owner=task.owner_id, status__in=Task.WAITING).count()
+        if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
+            raise ApiError("too_many_pending", _("You already have %(n)s tasks waiting.") % {"n": waiting}, status=429)
+        moved = _transition(
+            task.pk, frm=list(Task.RETRYABLE_BY_USER), to=S.PENDING, attempts=0, progress=0, stage="", stats={},
+            result=None, error_code="", error_params={}, error_detail="", message_code="waiting_slot",
+            message_params={}, queued_at=None, started_at=None, finished_at=None, expires_at=None, retry_at=None,
+            cancel_requested_at=None, worker_name="",
+        )
+        if not moved:
+            raise ApiError("not_retryable", _("Only failed, cancelled or timed-out tasks can be retried."), status=409)
+        transaction.on_commit(functools.partial(_remove_outputs, task.pk), robust=True)
+        transaction.on_commit(dispatch, robust=True)
+    task.refresh_from_db()
+    return task
+
+
+def _remove_outputs(task_id):
+    shutil.rmtree(task_work_dir(task_id) / "output", ignore_errors=True)
+
+
+def task_delete(*, task):
+    if task.status not in Task.TERMINAL:
+        raise ApiError("not_deletable", _("Cancel the task before deleting it."), status=409)
+    task_id, owner_id = task.pk, task.owner_id
+    with transaction.atomic():
+        if not Task.objects.filter(pk=task_id, status__in=Task.TERMINAL).delete()[0]:
+            raise ApiError("not_deletable", _("Cancel the task before deleting it."), status=409)
+        transaction.on_commit(lambda: shutil.rmtree(task_work_dir(task_id), ignore_errors=True), robust=True)
+        transaction.on_commit(functools.partial(events.broadcast_deleted, task_id, owner_id), robust=True)
+
+
+def reconcile():
+    """Repair what crashes leave: running tasks whose heartbeat stopped are lost; queued tasks
+    whose RQ job is gone are enqueued again; then dispatch. Returns what it did."""
+    from rq.job import Job, JobStatus
+
+    now = timezone.now()
+    done = {"lost": 0, "requeued": 0}
+    stale = now - timedelta(seconds=settings.MEDIACRAFT_LOST_AFTER_SECONDS)
+    for task_id in Task.objects.filter(status=S.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True):
+        _send_stop(task_id)  # in case it is alive but cannot reach the database
+        if task_mark_lost(task_id=task_id, detail="no heartbeat from the worker"):
+            done["lost"] += 1
+    old = now - timedelta(seconds=10)
+    queued = list(Task.objects.filter(status=S.QUEUED, queued_at__lt=old).values_list("pk", flat=True))
+    if queued:
+        conn = redis_connection()
+        jobs = Job.fetch_many([str(pk) for pk in queued], connection=conn)
+        alive = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+        for pk, job in zip(queued, jobs):
+            status = job.get_status(refresh=False) if job is not None else None
+            if status not in alive:
+                log.warning("task %s: queued but its RQ job is %s; enqueuing again", pk, status or "missing")
+                enqueue(pk)
+                done["requeued"] += 1
+    done["admitted"] = len(dispatch())
+    return done
+
+
+def cleanup_expired(*, batch=500):
+    """Delete finished tasks (and their files) whose expiry has passed."""
+    removed = 0
+    while True:
+        ids = list(Task.objects.filter(status__in=Task.TERMINAL, expires_at__lte=timezone.now())
+                   .values_list("pk", flat=True)[:batch])
+        if not ids:
+            return removed
+        Task.objects.filter(pk__in=ids, status__in=Task.TERMINAL).delete()
+        for task_id in ids:
+            shutil.rmtree(task_work_dir(task_id), ignore_errors=True)
+        removed += len(ids)

@@ -1,0 +1,41 @@
+import time
+
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+
+
+def healthz(request):
+    """Database, Redis and live workers: 200 when all are fine, 503 naming what is wrong."""
+    from rq import Worker
+
+    from tasks.queues import redis_connection
+
+    checks, problems = {}, []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = "error"
+        problems.append(f"database: {exc}")
+    try:
+        conn = redis_connection()
+        conn.ping()
+        checks["redis"] = "ok"
+        workers = Worker.all(connection=conn)
+        now = time.time()
+        live = [w for w in workers if w.last_heartbeat and now - w.last_heartbeat.timestamp() < 120]
+        checks["workers"] = len(live)
+        if not live:
+            problems.append("workers: none alive")
+    except Exception as exc:
+        checks["redis"] = "error"
+        checks["workers"] = 0
+        problems.append(f"redis: {exc}")
+    return JsonResponse({"status": "ok" if not problems else "error", "checks": checks, "problems": problems},
+                        status=200 if not problems else 503)
+
+
+def home(request):
+    return render(request, "home.html")

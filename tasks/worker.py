@@ -1,0 +1,45 @@
+"""The RQ worker class MediaCraft runs: a forking worker that knows about tasks."""
+
+import logging
+import os
+import signal
+
+from rq.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class TaskWorker(Worker):
+    def execute_job(self, job, queue):
+        from django.db import connections
+
+        # A connection opened by a callback in this process must not be shared with the fork.
+        connections.close_all()
+        return super().execute_job(job, queue)
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        """The horse died without being asked to (OOM, kill -9, its watchdog): kill what is left
+        of its process group, then settle the task at once instead of waiting for the reconciler."""
+        from django.db import close_old_connections, connections
+
+        from tasks import jobs, services
+        from tasks.models import Task
+
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if retpid:
+            try:
+                os.killpg(retpid, signal.SIGKILL)
+            except OSError:
+                pass
+        close_old_connections()
+        try:
+            task = Task.objects.filter(pk=job.id).only("status", "cancel_requested_at").first()
+            if task is not None and task.status == Task.Status.RUNNING:
+                if task.cancel_requested_at:
+                    jobs.finish_cancelled(job.id)
+                else:
+                    services.task_mark_lost(task_id=job.id, detail=f"work horse exited with status {ret_val}")
+        except Exception:
+            log.exception("could not settle task %s after its work horse died", job.id)
+        finally:
+            connections.close_all()
