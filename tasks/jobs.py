@@ -2,72 +2,68 @@
 
 import logging
 import os
+import traceback
 
 log = logging.getLogger(__name__)
 
 
 def run_task(task_id):
-    """Run one attempt of a task in the RQ work horse."""
+    """Run one attempt of a task in the RQ work horse. Leftovers are removed before the final
+    status is written, so a viewer never sees a finished task with half-written files."""
     from rq.timeouts import JobTimeoutException
 
     from tasks import services
     from tasks.errors import TaskAborted, TaskError
     from tasks.processors import get_processor
-    from tasks.runtime import EventSender, ProgressReporter, TaskContext, Watchdog
+    from tasks.runtime import EventSender, ProgressReporter, TaskContext, Watchdog, become_subreaper
 
     task = services.task_mark_running(task_id=task_id, worker_name=os.environ.get("RQ_WORKER_ID", ""))
     if task is None:
         log.info("task %s: not queued any more, skipping", task_id)
         return "skipped"
+    become_subreaper()
     processor = get_processor(task.kind)
     sender = EventSender()
     reporter = ProgressReporter(task, sender)
     ctx = TaskContext(task, reporter)
     watchdog = Watchdog(task.pk, reporter)
     watchdog.start()
-    outcome = "failed"
     try:
-        if processor is None:
-            raise TaskError("kind_unavailable", detail=f"no processor for kind {task.kind!r}")
-        result = processor.run(ctx)
-        watchdog.stop()
+        try:
+            if processor is None:
+                raise TaskError("kind_unavailable", detail=f"no processor for kind {task.kind!r}")
+            result = processor.run(ctx)
+        finally:
+            watchdog.stop()
+            ctx.kill_children()
         reporter.flush_pending()
         services.task_complete(task_id=task.pk, result=result if result is not None else {})
-        outcome = "completed"
-    except JobTimeoutException:
-        watchdog.stop()
-        ctx.kill_children()
-        services.task_mark_timeout(task_id=task.pk)
-        outcome = "timeout"
+        return "completed"
     except TaskAborted:
         # Someone else settled the task (reconciler, delete); its files may already be a new attempt's.
-        watchdog.stop()
-        ctx.kill_children()
-        outcome = "aborted"
+        return "aborted"
+    except JobTimeoutException:
+        _cleanup(processor, ctx)
+        services.task_mark_timeout(task_id=task.pk)
+        return "timeout"
     except TaskError as exc:
-        watchdog.stop()
-        ctx.kill_children()
+        _cleanup(processor, ctx)
         services.task_fail(task_id=task.pk, code=exc.code, params=exc.params, detail=exc.detail, retryable=exc.retryable)
     except (ConnectionError, TimeoutError) as exc:
-        watchdog.stop()
-        ctx.kill_children()
+        _cleanup(processor, ctx)
         services.task_fail(task_id=task.pk, code="transient", params={"reason": str(exc)[:200]}, retryable=True)
     except Exception as exc:
-        import traceback
-
-        watchdog.stop()
-        ctx.kill_children()
         log.exception("task %s crashed: %s", task.pk, exc)
+        _cleanup(processor, ctx)
         services.task_fail(task_id=task.pk, code="internal", detail=traceback.format_exc()[-8000:])
     finally:
-        watchdog.stop()
-        if outcome not in ("completed", "aborted") and processor is not None:
-            _cleanup(processor, ctx)
         sender.close()
-    return outcome
+    return "failed"
 
 
 def _cleanup(processor, ctx):
+    if processor is None:
+        return
     try:
         processor.cleanup(ctx)
     except Exception:
@@ -75,7 +71,7 @@ def _cleanup(processor, ctx):
 
 
 def finish_cancelled(task_id):
-    """The work horse was stopped on request: mark the task cancelled and remove its leftovers."""
+    """The work horse was stopped on request: remove its leftovers, then mark the task cancelled."""
     from tasks import services
     from tasks.models import Task
     from tasks.processors import get_processor
@@ -84,10 +80,8 @@ def finish_cancelled(task_id):
     task = Task.objects.filter(pk=task_id).first()
     if task is None:
         return
+    _cleanup(get_processor(task.kind), TaskContext(task, reporter=None))
     services.task_mark_cancelled(task_id=task_id)
-    processor = get_processor(task.kind)
-    if processor is not None:
-        _cleanup(processor, TaskContext(task, reporter=None))
 
 
 def on_job_stopped(job, connection, *args, **kwargs):
@@ -99,9 +93,3 @@ def on_job_stopped(job, connection, *args, **kwargs):
         finish_cancelled(job.id)
     finally:
         connections.close_all()
-
-
-def cleanup_expired():
-    from tasks import services
-
-    return services.cleanup_expired()

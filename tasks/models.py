@@ -133,6 +133,12 @@ class CommandTemplate(models.Model):
         ),
     )
     default_timeout = models.PositiveIntegerField(_("default timeout (seconds)"), default=1800)
+    max_attempts = models.PositiveSmallIntegerField(
+        _("maximum attempts"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text=_("Attempts when the worker is lost or a transient error occurs; the tool's own failures are never retried."),
+    )
     working_dir = models.CharField(_("working directory"), max_length=500, blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import logging
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -142,7 +143,8 @@ class TaskContext:
 
     def run(self, argv, *, cwd=None, env=None, on_stdout=None, on_stderr=None, tail_lines=40):
         """Run a program without a shell, in the work horse's process group (so RQ's stop kills
-        it too), feeding stdout lines to on_stdout. Any exception kills its whole tree."""
+        it too), calling on_stdout for each stdout line in this thread. When the program exits,
+        whatever it left running is killed; any exception kills its whole tree."""
         full_env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
         full_env.update(env or {})
         try:
@@ -153,32 +155,74 @@ class TaskContext:
         except OSError as exc:
             raise TaskError("command_not_started", {"reason": exc.strerror or str(exc)}, detail=f"{argv[0]}: {exc}") from None
         self._procs.add(proc)
+        lines = queue.SimpleQueue()
         tail = collections.deque(maxlen=tail_lines)
 
-        def read_stderr():
-            for line in proc.stderr:
-                tail.append(line.rstrip("\n"))
-                if on_stderr:
-                    on_stderr(line)
+        def pump(stream, name):
+            for line in stream:
+                lines.put((name, line.rstrip("\n")))
+            lines.put((name, None))
 
-        reader = threading.Thread(target=read_stderr, daemon=True)
-        reader.start()
+        readers = [threading.Thread(target=pump, args=(s, n), daemon=True)
+                   for s, n in ((proc.stdout, "out"), (proc.stderr, "err"))]
+        for reader in readers:
+            reader.start()
+        open_streams, exited_at = 2, None
         try:
-            for line in proc.stdout:
-                if on_stdout:
-                    on_stdout(line.rstrip("\n"))
+            while open_streams:
+                try:
+                    name, line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    if exited_at is None and proc.poll() is not None:
+                        exited_at = time.monotonic()
+                    if exited_at is not None and time.monotonic() - exited_at > 1:
+                        kill_descendants()  # a leftover daemon holds the pipes open
+                    continue
+                if line is None:
+                    open_streams -= 1
+                elif name == "out":
+                    if on_stdout:
+                        on_stdout(line)
+                else:
+                    tail.append(line)
+                    if on_stderr:
+                        on_stderr(line)
             proc.wait()
-            reader.join(timeout=5)
         except BaseException:
             kill_tree(proc)
             raise
         finally:
             self._procs.discard(proc)
+        kill_descendants()
         return RunResult(proc.returncode, "\n".join(tail))
 
     def kill_children(self):
         for proc in list(self._procs):
             kill_tree(proc)
+        kill_descendants()
+
+
+def become_subreaper():
+    """Orphans of the tools we run re-parent to this process, so kill_descendants finds them."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_descendants():
+    import psutil
+
+    me = psutil.Process()
+    victims = me.children(recursive=True)
+    for victim in victims:
+        try:
+            victim.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(victims, timeout=2)
 
 
 def kill_tree(proc):

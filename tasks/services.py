@@ -102,7 +102,7 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
             )
         task = Task.objects.create(
             owner=owner, kind=processor.kind, title=title or processor.make_title(cleaned)[:200], params=cleaned,
-            priority=priority, timeout=timeout, max_attempts=processor.get_max_attempts(),
+            priority=priority, timeout=timeout, max_attempts=processor.max_attempts_for(cleaned),
             status=S.PENDING, message_code="waiting_slot", timeline=[{"status": S.PENDING, "at": now.isoformat()}],
         )
         transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)

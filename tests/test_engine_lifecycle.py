@@ -38,6 +38,23 @@ def test_it_runs_a_command_to_completion_with_progress_and_result(workers, alice
     assert [e["stage"] for e in task.timeline if "stage" in e] == ["running", "done"]
 
 
+def test_it_leaves_no_process_behind_when_a_tool_exits_leaving_a_daemon(workers, alice, tool):
+    workers(1)
+    task = submit_command(alice, steps=2, child=True)
+    child_pid = wait_for(lambda: _read_pid(task), 15, message="child pid")
+    task = wait_status(task, S.COMPLETED, 15)
+    wait_for(lambda: not _alive(child_pid), 3, message="the daemon to be killed")
+
+
+def test_it_passes_parameters_as_literal_arguments_without_a_shell(workers, alice, tool):
+    workers(1)
+    nasty = "x; touch /tmp/pwned-by-mediacraft && echo $HOME `id` 'q' \"dq\" 中文"
+    task = wait_status(submit_command(alice, steps=0, echo=nasty), S.COMPLETED)
+    assert task.result["echo"] == nasty
+    assert task.result["argv"][-2:] == ["--echo", nasty]
+    assert not os.path.exists("/tmp/pwned-by-mediacraft")
+
+
 def test_it_fails_with_the_exit_code_and_stderr_tail(workers, alice, tool):
     workers(1)
     task = submit_command(alice, steps=1, exit=3, stderr="boom: disk on fire")

@@ -35,7 +35,7 @@ class Processor(abc.ABC):
         """Remove what a cancelled, failed or timed-out run left behind."""
         shutil.rmtree(ctx.output_dir, ignore_errors=True)
 
-    def get_max_attempts(self):
+    def max_attempts_for(self, params):
         return self.max_attempts or settings.MEDIACRAFT_MAX_ATTEMPTS
 
     def user_may_run(self, user):

@@ -119,7 +119,6 @@ class CommandProcessor(Processor):
     kind = TaskKind.COMMAND
     operator_only = True
     default_timeout = 1800
-    max_attempts = 1  # a tool may have side effects: only the engine's own failures are retried
 
     def _template(self, name):
         from tasks.models import CommandTemplate
@@ -160,6 +159,13 @@ class CommandProcessor(Processor):
 
         template = CommandTemplate.objects.filter(name=params["template"]).first()
         return template.default_timeout if template else self.default_timeout
+
+    def max_attempts_for(self, params):
+        # A tool may have side effects: the admin decides whether a lost run may be repeated.
+        from tasks.models import CommandTemplate
+
+        template = CommandTemplate.objects.filter(name=params["template"]).first()
+        return template.max_attempts if template else 1
 
     def run(self, ctx):
         from tasks.models import CommandTemplate

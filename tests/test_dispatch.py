@@ -1,0 +1,130 @@
+"""Admission: per-user and global limits, fairness across users, priority, age, pending cap,
+and correctness under concurrent submits (SQLite and PostgreSQL)."""
+
+import threading
+
+import pytest
+from django.db import connections
+
+from tasks import services
+from tasks.errors import ApiError
+from tasks.models import Task
+from tasks.queues import get_queue
+from tests.conftest import make_user, submit_command
+
+S = Task.Status
+pytestmark = pytest.mark.usefixtures("redis_conn")
+
+
+def statuses(tasks):
+    return [Task.objects.get(pk=t.pk).status for t in tasks]
+
+
+def finish(task):
+    """Play a worker's part without one: run and complete the task."""
+    assert services.task_mark_running(task_id=task.pk, worker_name="test")
+    assert services.task_complete(task_id=task.pk, result={})
+
+
+@pytest.fixture
+def limits(settings):
+    def set_limits(user=1, site=5, pending=50):
+        settings.MEDIACRAFT_USER_CONCURRENCY = user
+        settings.MEDIACRAFT_GLOBAL_CONCURRENCY = site
+        settings.MEDIACRAFT_USER_MAX_PENDING = pending
+
+    return set_limits
+
+
+def test_it_admits_one_task_per_user_and_explains_the_wait(transactional_db, alice, tool, limits):
+    limits(user=1, site=5)
+    tasks = [submit_command(alice, steps=1) for _ in range(3)]
+    assert statuses(tasks) == [S.QUEUED, S.PENDING, S.PENDING]
+    waiting = Task.objects.get(pk=tasks[1].pk)
+    assert waiting.message_code == "user_limit"
+    assert waiting.message_params == {"active": 1, "limit": 1}
+    finish(tasks[0])
+    assert statuses(tasks) == [S.COMPLETED, S.QUEUED, S.PENDING]
+
+
+def test_it_holds_the_global_limit(transactional_db, alice, bob, charlie, tool, limits, django_user_model):
+    limits(user=1, site=2)
+    dave = make_user(django_user_model, "dave", operator=True)
+    tasks = [submit_command(u, steps=1) for u in (alice, bob, dave)]
+    assert statuses(tasks) == [S.QUEUED, S.QUEUED, S.PENDING]
+    assert Task.objects.get(pk=tasks[2].pk).message_code == "site_busy"
+    finish(tasks[0])
+    assert statuses(tasks)[2] == S.QUEUED
+
+
+def test_it_is_fair_to_the_user_with_fewest_active_tasks(transactional_db, alice, bob, tool, limits, django_user_model):
+    limits(user=2, site=2)
+    dave = make_user(django_user_model, "dave", operator=True)
+    blockers = [submit_command(dave, steps=1) for _ in range(2)]
+    alices = [submit_command(alice, steps=1) for _ in range(3)]  # older than bob's
+    bobs = [submit_command(bob, steps=1)]
+    assert statuses(alices + bobs) == [S.PENDING] * 4
+    finish(blockers[0])
+    finish(blockers[1])
+    # Two free slots: alice first (both have none active, hers is older), then bob, not alice again.
+    assert statuses(alices + bobs) == [S.QUEUED, S.PENDING, S.PENDING, S.QUEUED]
+
+
+def test_it_prefers_priority_then_age_and_uses_the_priority_queues(transactional_db, alice, tool, limits, redis_conn):
+    limits(user=1, site=5)
+    first = submit_command(alice, steps=1, priority=5)
+    low, mid, high, high2 = (submit_command(alice, steps=1, priority=p) for p in (2, 5, 9, 9))
+    assert statuses([first]) == [S.QUEUED]
+    assert str(first.pk) in get_queue("default").job_ids
+    finish(first)
+    assert statuses([low, mid, high, high2]) == [S.PENDING, S.PENDING, S.QUEUED, S.PENDING]
+    assert str(high.pk) in get_queue("high").job_ids
+    finish(high)
+    finish(high2)
+    finish(mid)
+    assert statuses([low]) == [S.QUEUED]
+    assert str(low.pk) in get_queue("low").job_ids
+
+
+def test_it_rejects_waiting_tasks_beyond_the_cap_with_429(transactional_db, alice, bob, tool, limits):
+    limits(user=1, site=5, pending=2)
+    accepted = [submit_command(alice, steps=1) for _ in range(3)]  # 1 queued + 2 waiting
+    with pytest.raises(ApiError) as err:
+        submit_command(alice, steps=1)
+    assert err.value.status == 429 and err.value.code == "too_many_pending"
+    assert Task.objects.filter(owner=alice).count() == 3
+    assert submit_command(bob, steps=1).status == S.QUEUED  # others are not affected
+    services.task_cancel(task=accepted[2])
+    submit_command(alice, steps=1)  # a free waiting place again
+
+
+def test_it_keeps_limits_under_concurrent_submits(transactional_db, tool, limits, django_user_model):
+    limits(user=2, site=5, pending=4)
+    users = [make_user(django_user_model, f"u{i}", operator=True) for i in range(5)]
+    errors, accepted = [], []
+
+    def submit(user):
+        try:
+            for _ in range(8):
+                try:
+                    accepted.append(submit_command(user, steps=1).pk)
+                except ApiError as exc:
+                    errors.append(exc.code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit, args=(u,)) for u in users for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(errors) <= {"too_many_pending"}
+    active = Task.objects.filter(status__in=Task.ACTIVE)
+    assert active.count() <= 5
+    for user in users:
+        assert Task.objects.filter(owner=user, status__in=Task.ACTIVE).count() <= 2
+        assert Task.objects.filter(owner=user, status__in=Task.WAITING).count() <= 4
+    # Every slot that could be filled was filled, and every accepted task exists exactly once.
+    assert active.count() == 5
+    assert Task.objects.count() == len(accepted) == len(set(accepted))
+    assert len(accepted) + len(errors) == 80

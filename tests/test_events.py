@@ -1,0 +1,153 @@
+"""/ws/tasks/ on the real ASGI app: a viewer gets their own task events, live and translated,
+and nobody else's."""
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from mediacraft.asgi import application
+from tasks import services
+from tests.conftest import submit_command
+
+HAS_ZH = (Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.mo").exists()
+
+
+def headers_for(user, origin=b"http://localhost", language=None):
+    """Built outside the event loop: logging in touches the database synchronously."""
+    headers = [(b"origin", origin), (b"host", b"localhost")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    if language:
+        headers.append((b"accept-language", language.encode()))
+    return headers
+
+
+def socket_for(headers):
+    return WebsocketCommunicator(application, "/ws/tasks/", headers=headers)
+
+
+async def collect(comm, until, timeout=20.0):
+    """Receive task events until `until(event)` is true; return them all."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = await comm.receive_json_from(timeout=max(0.1, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            break
+        seen.append(msg)
+        if until(msg):
+            return seen
+    raise AssertionError(f"condition not met; got {json.dumps(seen)[:2000]}")
+
+
+async def connect(comm):
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    hello = await comm.receive_json_from(timeout=5)
+    assert hello["type"] == "hello"
+    return hello
+
+
+def test_it_streams_live_progress_of_my_task_and_nothing_to_others(workers, alice, bob, tool):
+    workers(1)
+    alice_h, bob_h = headers_for(alice), headers_for(bob)
+
+    async def scenario():
+        mine, theirs = socket_for(alice_h), socket_for(bob_h)
+        assert (await connect(mine))["authenticated"] is True
+        await connect(theirs)
+        task = await asyncio.to_thread(submit_command, alice, steps=6, sleep=0.25)
+        events = await collect(mine, lambda m: m.get("task", {}).get("status") == "completed")
+        assert await theirs.receive_nothing(timeout=0.5)
+        await mine.disconnect()
+        await theirs.disconnect()
+        return task, events
+
+    task, events = async_to_sync(scenario)()
+    tasks = [e["task"] for e in events if e["type"] == "task"]
+    assert all(t["task_id"] == str(task.pk) for t in tasks)
+    statuses = [t["status"] for t in tasks]
+    assert statuses[0] in ("pending", "queued") and statuses[-1] == "completed"
+    assert "running" in statuses
+    progress = [t["progress"] for t in tasks if t["status"] == "running"]
+    assert any(0 < p < 100 for p in progress), progress
+    assert progress == sorted(progress)
+    running = [t for t in tasks if t["status"] == "running" and t["message"]]
+    assert any(t["message"].startswith("step ") for t in running)
+    # Same fields as the task API.
+    assert {"task_id", "kind", "status", "progress", "message", "stats", "error", "outputs"} <= set(tasks[-1])
+    assert "owner_id" not in tasks[-1] and "message_code" not in tasks[-1]
+
+
+def test_it_sends_status_changes_made_through_the_api(transactional_db, redis_conn, alice, tool):
+    headers = headers_for(alice)
+
+    async def scenario():
+        comm = socket_for(headers)
+        await connect(comm)
+        task = await asyncio.to_thread(submit_command, alice, steps=1)
+        await collect(comm, lambda m: m.get("task", {}).get("status") == "queued")
+        await asyncio.to_thread(services.task_cancel, task=task)
+        events = await collect(comm, lambda m: m.get("task", {}).get("status") == "cancelled")
+        await comm.disconnect()
+        return events
+
+    assert async_to_sync(scenario)()[-1]["task"]["status_label"] == "Cancelled"
+
+
+def test_it_refuses_a_foreign_origin(transactional_db, alice):
+    headers = headers_for(alice, origin=b"http://evil.example")
+
+    async def scenario():
+        comm = socket_for(headers)
+        connected, _ = await comm.connect(timeout=5)
+        await comm.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_it_accepts_an_anonymous_socket_but_sends_it_nothing(transactional_db, redis_conn, alice, tool):
+    headers = headers_for(None)
+
+    async def scenario():
+        comm = socket_for(headers)
+        hello = await connect(comm)
+        await asyncio.to_thread(submit_command, alice, steps=1)
+        quiet = await comm.receive_nothing(timeout=0.5)
+        await comm.disconnect()
+        return hello, quiet
+
+    hello, quiet = async_to_sync(scenario)()
+    assert hello["authenticated"] is False and quiet
+
+
+@pytest.mark.skipif(not HAS_ZH, reason="no compiled zh_Hans catalogue (locale/zh_Hans/LC_MESSAGES/django.mo)")
+def test_it_translates_events_into_the_viewers_language(transactional_db, redis_conn, alice, tool):
+    zh_h, en_h = headers_for(alice, language="zh-CN,zh;q=0.9"), headers_for(alice, language="en-US")
+
+    async def scenario():
+        zh, en = socket_for(zh_h), socket_for(en_h)
+        assert (await connect(zh))["language"] == "zh-hans"
+        await connect(en)
+        task = await asyncio.to_thread(submit_command, alice, steps=1)
+        await asyncio.to_thread(services.task_cancel, task=task)
+        got_zh = await collect(zh, lambda m: m.get("task", {}).get("status") == "cancelled")
+        got_en = await collect(en, lambda m: m.get("task", {}).get("status") == "cancelled")
+        await zh.disconnect()
+        await en.disconnect()
+        return got_zh[-1]["task"], got_en[-1]["task"]
+
+    zh, en = async_to_sync(scenario)()
+    assert en["status_label"] == "Cancelled"
+    assert zh["status_label"] == "已取消"
