@@ -1,0 +1,370 @@
+"""Visitors and accounts: the cookie identity, claiming, logging in and out, merging, API tokens."""
+
+import json
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from tasks.models import Task
+from tests.conftest import submit_command
+from users.models import ApiToken
+
+ACCOUNT = "/api/account/"
+TASKS = "/api/tasks/"
+SESSION_COOKIE = django_settings.SESSION_COOKIE_NAME
+CSRF_COOKIE = django_settings.CSRF_COOKIE_NAME
+STRONG = "correct-horse-battery-staple"
+User = get_user_model()
+
+
+def post_json(client, url, body=None, **extra):
+    return client.post(url, data=json.dumps(body or {}), content_type="application/json", **extra)
+
+
+def first_write(client, **extra):
+    """The cheapest write a new browser can make; it brings the visitor identity to life."""
+    response = client.post(f"{TASKS}cancel-all/", **extra)
+    assert response.status_code == 200, response.content
+    assert response.json() == {"cancelled": 0}
+    return response
+
+
+def session_user(client):
+    return User.objects.get(pk=client.session[SESSION_KEY])
+
+
+def make_operator(user):
+    user.user_permissions.add(Permission.objects.get(codename="run_operator_tasks"))
+    return User.objects.get(pk=user.pk)  # a fresh object: the permission cache is per instance
+
+
+def new_visitor_with_tasks(count, tool):
+    """A browser whose visitor owns `count` tasks; returns (client, visitor, tasks)."""
+    client = Client()
+    first_write(client)
+    visitor = make_operator(session_user(client))
+    return client, visitor, [submit_command(visitor, steps=i) for i in range(count)]
+
+
+def task_ids(client):
+    response = client.get(TASKS)
+    assert response.status_code == 200, response.content
+    return {t["task_id"] for t in response.json()["items"]}
+
+
+def account(client):
+    response = client.get(ACCOUNT)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def claim(client, username, password=STRONG):
+    return post_json(client, f"{ACCOUNT}claim/", {"username": username, "password": password})
+
+
+def login(client, username, password):
+    return post_json(client, f"{ACCOUNT}login/", {"username": username, "password": password})
+
+
+def create_token(client, name=""):
+    response = post_json(client, f"{ACCOUNT}tokens/", {"name": name})
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+# --- the visitor identity --------------------------------------------------------------------
+
+
+def test_it_creates_exactly_one_visitor_with_an_unusable_password_on_the_first_write(db):
+    client = Client()
+    first_write(client)
+    assert User.objects.count() == 1
+    visitor = User.objects.get()
+    assert not visitor.has_usable_password()
+    assert visitor.username.startswith("visitor-")
+    assert session_user(client) == visitor
+    me = account(client)
+    assert me["authenticated"] is True and me["claimed"] is False and me["username"] == visitor.username
+    first_write(client)  # later writes reuse the identity
+    assert User.objects.count() == 1
+
+
+def test_it_creates_the_visitor_on_a_first_token_request(db):
+    client = Client()
+    created = create_token(client, "laptop")
+    visitor = User.objects.get()
+    assert not visitor.has_usable_password()
+    assert ApiToken.objects.get(pk=created["id"]).user == visitor
+    assert session_user(client) == visitor
+
+
+def test_it_gives_the_visitor_a_30_day_httponly_lax_session_cookie(db):
+    cookie = first_write(Client()).cookies[SESSION_COOKIE]
+    assert cookie.value
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Lax"
+    assert int(cookie["max-age"]) == 30 * 24 * 3600 == 2592000
+    assert not cookie["secure"]  # plain HTTP
+
+
+def test_it_marks_the_session_cookie_secure_over_https(db):
+    cookie = first_write(Client(), secure=True).cookies[SESSION_COOKIE]
+    assert cookie.value
+    assert cookie["secure"] is True
+
+
+def test_it_marks_the_csrf_cookie_secure_over_https(db):
+    cookie = Client().get(ACCOUNT, secure=True).cookies[CSRF_COOKIE]
+    assert cookie.value
+    assert cookie["secure"] is True
+
+
+def test_it_creates_nobody_on_reads(alice, tool):
+    (task,) = [submit_command(alice)]
+    users = User.objects.count()
+    client = Client()
+    responses = [client.get(ACCOUNT), client.get(TASKS), client.get(f"{TASKS}{task.pk}/")]
+    assert [r.status_code for r in responses] == [200, 200, 404]
+    assert User.objects.count() == users
+    assert all(SESSION_COOKIE not in r.cookies for r in responses)
+    me = responses[0].json()
+    assert me["authenticated"] is False and me["username"] is None and me["tokens"] == []
+    assert "command" not in me["kinds"]
+
+
+def test_it_shows_a_returning_visitor_the_same_tasks(tool):
+    client, visitor, tasks = new_visitor_with_tasks(2, tool)
+    returning = Client()
+    returning.cookies[SESSION_COOKIE] = client.cookies[SESSION_COOKIE].value
+    assert task_ids(returning) == {str(t.pk) for t in tasks}
+    assert account(returning)["username"] == visitor.username
+    assert task_ids(Client()) == set()  # another browser sees nothing
+
+
+def test_it_lists_the_kinds_each_user_may_run(alice, charlie, client_for):
+    assert "command" in account(client_for(alice))["kinds"]
+    assert "command" not in account(client_for(charlie))["kinds"]
+
+
+# --- claim -------------------------------------------------------------------------------------
+
+
+def test_it_claims_a_visitor_account_and_keeps_its_tasks(tool):
+    client, visitor, tasks = new_visitor_with_tasks(2, tool)
+    response = claim(client, "dora")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["authenticated"] is True and body["claimed"] is True and body["username"] == "dora"
+    user = User.objects.get(pk=visitor.pk)
+    assert user.username == "dora" and user.check_password(STRONG)
+    assert set(Task.objects.values_list("owner", flat=True)) == {visitor.pk}
+    assert task_ids(client) == {str(t.pk) for t in tasks}
+
+    elsewhere = Client()
+    response = login(elsewhere, "dora", STRONG)
+    assert response.status_code == 200, response.content
+    assert response.json()["username"] == "dora"
+    assert task_ids(elsewhere) == {str(t.pk) for t in tasks}
+
+
+def test_it_claims_from_a_brand_new_browser(db):
+    client = Client()
+    assert claim(client, "newcomer").status_code == 200
+    user = User.objects.get()
+    assert user.username == "newcomer" and user.has_usable_password()
+    assert account(client)["claimed"] is True
+
+
+@pytest.mark.parametrize("username", ["alice", "ALICE"])
+def test_it_refuses_a_taken_username_with_409(alice, username):
+    client = Client()
+    first_write(client)
+    assert_error(claim(client, username), 409, "username_taken")
+    assert not session_user(client).has_usable_password()
+    assert User.objects.get(pk=alice.pk).check_password("alice-pass-123!")
+
+
+@pytest.mark.parametrize("password", ["", "short1", "password123", "12345678901", "abc"])
+def test_it_refuses_a_weak_password_with_400_and_a_message(db, password):
+    client = Client()
+    first_write(client)
+    error = assert_error(claim(client, "dora", password), 400, "invalid_password")
+    assert error["field"] == "password"
+    assert "password" in error["message"].lower()
+    visitor = session_user(client)
+    assert visitor.username.startswith("visitor-") and not visitor.has_usable_password()
+
+
+def test_it_refuses_a_password_that_is_the_username(db):
+    client = Client()
+    first_write(client)
+    error = assert_error(claim(client, "marmaladesky", "marmaladesky"), 400, "invalid_password")
+    assert "similar" in error["message"].lower()
+    assert not session_user(client).has_usable_password()
+
+
+@pytest.mark.parametrize("username", ["", "   ", "visitor-1234", "has space", "semi;colon", "x" * 151, None, 42])
+def test_it_refuses_an_invalid_username_with_400(db, username):
+    client = Client()
+    first_write(client)
+    response = claim(client, username)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] in ("invalid_username", "invalid")
+    assert not session_user(client).has_usable_password()
+
+
+def test_it_refuses_to_claim_twice_with_409(db):
+    client = Client()
+    assert claim(client, "dora").status_code == 200
+    assert_error(claim(client, "dora2", STRONG + "!"), 409, "already_claimed")
+    user = User.objects.get()
+    assert user.username == "dora" and user.check_password(STRONG)
+
+
+def test_it_refuses_a_claim_by_a_registered_user_with_409(alice, client_for):
+    assert_error(claim(client_for(alice), "alice2"), 409, "already_claimed")
+    assert User.objects.get(pk=alice.pk).username == "alice"
+
+
+# --- log in, merge, log out ---------------------------------------------------------------------
+
+
+def test_it_moves_a_visitors_tasks_to_the_account_they_log_in_to(alice, tool):
+    own = submit_command(alice)
+    client, visitor, tasks = new_visitor_with_tasks(2, tool)
+    response = login(client, "alice", "alice-pass-123!")
+    assert response.status_code == 200, response.content
+    assert response.json()["username"] == "alice"
+    assert not User.objects.filter(pk=visitor.pk).exists()
+    assert set(Task.objects.values_list("owner", flat=True)) == {alice.pk}
+    assert task_ids(client) == {str(t.pk) for t in [own, *tasks]}
+    assert session_user(client) == alice
+
+
+def test_it_keeps_a_registered_users_tasks_when_they_log_in_as_someone_else(alice, bob, tool, client_for):
+    bobs = submit_command(bob)
+    client = client_for(bob)
+    assert login(client, "alice", "alice-pass-123!").status_code == 200
+    assert User.objects.filter(pk=bob.pk).exists()
+    assert Task.objects.get(pk=bobs.pk).owner_id == bob.pk
+    assert task_ids(client) == set()
+
+
+def test_it_logs_out(alice, tool, client_for):
+    submit_command(alice)
+    client = client_for(alice)
+    assert account(client)["authenticated"] is True
+    response = client.post(f"{ACCOUNT}logout/")
+    assert response.status_code == 204
+    me = account(client)
+    assert me["authenticated"] is False and me["username"] is None
+    assert task_ids(client) == set()
+    assert User.objects.filter(pk=alice.pk).exists()
+
+
+@pytest.mark.parametrize("username,password", [("alice", "wrong-password"), ("nobody", "whatever-123"),
+                                               ("ALICE", "alice-pass-123!"), ("alice", "")])
+def test_it_refuses_a_wrong_login_with_401(alice, username, password):
+    client = Client()
+    assert_error(login(client, username, password), 401, "invalid_login")
+    assert account(client)["authenticated"] is False
+
+
+def test_it_keeps_the_visitor_when_a_login_fails(tool):
+    client, visitor, tasks = new_visitor_with_tasks(1, tool)
+    assert_error(login(client, "nobody", "whatever-123"), 401, "invalid_login")
+    assert session_user(client) == visitor
+    assert task_ids(client) == {str(tasks[0].pk)}
+
+
+def test_it_answers_400_for_a_login_without_a_password(db):
+    response = post_json(Client(), f"{ACCOUNT}login/", {"username": "alice"})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid"
+
+
+def test_it_csrf_checks_claim_login_and_logout(alice):
+    client = Client(enforce_csrf_checks=True)
+    assert_error(login(client, "alice", "alice-pass-123!"), 403, "csrf_failed")
+    assert_error(claim(client, "dora"), 403, "csrf_failed")
+    assert not User.objects.filter(username="dora").exists()
+    token = account(client)["csrf_token"]
+    response = login(client, "alice", "alice-pass-123!", headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.content
+    assert_error(client.post(f"{ACCOUNT}logout/"), 403, "csrf_failed")
+    assert account(client)["authenticated"] is True
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+
+
+def test_it_lists_my_tokens_in_the_account(alice, bob, client_for):
+    client = client_for(alice)
+    first = create_token(client, "laptop")
+    second = create_token(client, "ci")
+    create_token(client_for(bob), "bobs")
+    tokens = account(client)["tokens"]
+    assert [t["id"] for t in tokens] == [second["id"], first["id"]]
+    assert [t["name"] for t in tokens] == ["ci", "laptop"]
+    assert set(tokens[0]) == {"id", "name", "prefix", "created_at", "last_used_at"}
+    assert tokens[0]["prefix"] == second["token"][:10]
+    assert tokens[0]["last_used_at"] is None
+
+
+def test_it_records_when_a_token_was_last_used(alice, client_for):
+    client = client_for(alice)
+    created = create_token(client)
+    Client(headers={"Authorization": f"Bearer {created['token']}"}).get(TASKS)
+    assert account(client)["tokens"][0]["last_used_at"] is not None
+
+
+def test_it_refuses_an_overlong_token_name(alice, client_for):
+    response = post_json(client_for(alice), f"{ACCOUNT}tokens/", {"name": "n" * 101})
+    assert_error(response, 400, "invalid_name")
+    assert not ApiToken.objects.exists()
+
+
+def test_it_revokes_a_token(alice, client_for):
+    client = client_for(alice)
+    kept = create_token(client, "kept")
+    revoked = create_token(client, "revoked")
+    response = client.delete(f"{ACCOUNT}tokens/{revoked['id']}/")
+    assert response.status_code == 204
+    assert [t["id"] for t in account(client)["tokens"]] == [kept["id"]]
+    gone = Client(headers={"Authorization": f"Bearer {revoked['token']}"})
+    assert_error(gone.get(TASKS), 401, "invalid_token")
+    assert Client(headers={"Authorization": f"Bearer {kept['token']}"}).get(TASKS).status_code == 200
+    assert_error(client.delete(f"{ACCOUNT}tokens/{revoked['id']}/"), 404, "not_found")
+
+
+def test_it_does_not_let_bob_revoke_alices_token(alice, bob, client_for):
+    created = create_token(client_for(alice))
+    assert_error(client_for(bob).delete(f"{ACCOUNT}tokens/{created['id']}/"), 404, "not_found")
+    assert ApiToken.objects.filter(pk=created["id"]).exists()
+    assert Client(headers={"Authorization": f"Bearer {created['token']}"}).get(TASKS).status_code == 200
+
+
+@pytest.mark.parametrize("token_id", ["abc", "-1", "0", "1.5", "%C2%B2", "99999999999999999999999"])
+def test_it_answers_404_for_a_malformed_token_id(alice, client_for, token_id):
+    client = client_for(alice)
+    create_token(client)
+    assert_error(client.delete(f"{ACCOUNT}tokens/{token_id}/"), 404, "not_found")
+    assert ApiToken.objects.count() == 1
+
+
+def test_it_deletes_a_visitors_tokens_with_the_merged_visitor(alice, tool):
+    client, visitor, _tasks = new_visitor_with_tasks(0, tool)
+    created = create_token(client)
+    assert login(client, "alice", "alice-pass-123!").status_code == 200
+    assert_error(Client(headers={"Authorization": f"Bearer {created['token']}"}).get(TASKS), 401, "invalid_token")

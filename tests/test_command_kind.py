@@ -1,0 +1,107 @@
+"""The `command` kind's validation: the template's parameter schema, argv rendering, no shell."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from tasks import services
+from tasks.errors import ApiError, InvalidParams
+from tasks.models import CommandTemplate, validate_argv
+from tasks.processors.command import PROCESSOR, check_schema, render_argv
+
+
+def validate(args, template="fake", user=None):
+    return PROCESSOR.validate(params={"template": template, "args": args}, files=[], user=user)
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        ({"steps": "many"}, "args.steps"),
+        ({"steps": True}, "args.steps"),
+        ({"steps": 10**20}, "args.steps"),
+        ({"steps": -1}, "args.steps"),
+        ({"sleep": "nan"}, "args.sleep"),
+        ({"sleep": 61}, "args.sleep"),
+        ({"child": "maybe"}, "args.child"),
+        ({"write": "../../etc/passwd"}, "args.write"),
+        ({"stderr": "a\x00b"}, "args.stderr"),
+        ({"stderr": ["list"]}, "args.stderr"),
+        ({"stderr": "x" * 10_001}, "args.stderr"),
+        ({"bogus": 1}, "args.bogus"),
+    ],
+)
+def test_it_refuses_bad_arguments_naming_the_field(tool, args, field):
+    with pytest.raises(InvalidParams) as err:
+        validate(args)
+    assert err.value.field == field
+    assert str(err.value.message)
+
+
+def test_it_coerces_form_strings_to_the_declared_types(tool):
+    cleaned = validate({"steps": "7", "sleep": "0.5", "child": "on", "write": "out.txt"})
+    assert cleaned == {"template": "fake", "args": {"steps": 7, "sleep": 0.5, "child": True, "write": "out.txt"}}
+
+
+def test_it_requires_required_parameters_and_fills_defaults(db):
+    CommandTemplate.objects.create(
+        name="gen", argv=["gen", "{topic}", "{count}"],
+        param_schema=[{"name": "topic", "required": True, "choices": ["cats", "dogs"]},
+                      {"name": "count", "type": "integer", "default": 3}],
+    )
+    with pytest.raises(InvalidParams) as err:
+        validate({}, template="gen")
+    assert err.value.field == "args.topic"
+    with pytest.raises(InvalidParams):
+        validate({"topic": "birds"}, template="gen")
+    assert validate({"topic": "cats"}, template="gen")["args"] == {"topic": "cats", "count": 3}
+
+
+def test_it_refuses_unknown_or_disabled_templates_and_files(tool):
+    with pytest.raises(InvalidParams) as err:
+        validate({}, template="nope")
+    assert err.value.field == "template"
+    CommandTemplate.objects.filter(pk=tool.pk).update(enabled=False)
+    with pytest.raises(InvalidParams):
+        validate({})
+    with pytest.raises(InvalidParams) as err:
+        PROCESSOR.validate(params={"template": "fake"}, files=["x"], user=None)
+    assert err.value.field == "files"
+
+
+def test_it_renders_argv_items_and_drops_optional_groups_without_values():
+    argv = ["tool", "--in", "{path}", ["--limit", "{limit}"], ["--flag"], "{{literal}}"]
+    assert render_argv(argv, {"path": "a b; rm -rf /", "limit": None}) == [
+        "tool", "--in", "a b; rm -rf /", "--flag", "{literal}"]
+    assert render_argv(argv, {"path": "p", "limit": 5})[3:5] == ["--limit", "5"]
+
+
+def test_it_validates_templates_in_the_admin():
+    with pytest.raises(ValidationError):
+        validate_argv([])
+    with pytest.raises(ValidationError):
+        validate_argv([["--grouped-first"]])
+    with pytest.raises(ValidationError):
+        validate_argv(["tool", 5])
+    validate_argv(["tool", ["--x", "{x}"]])
+    for bad in ("notalist", [{"type": "string"}], [{"name": "a b"}], [{"name": "x", "type": "date"}],
+                [{"name": "x"}, {"name": "x"}], [{"name": "output_dir"}], [{"name": "x", "pattern": "("}]):
+        with pytest.raises(ValidationError):
+            check_schema(bad)
+
+
+def test_it_gates_the_kind_behind_the_operator_permission(tool, charlie, alice):
+    with pytest.raises(ApiError) as err:
+        services.task_submit(owner=charlie, kind="command", params={"template": "fake", "args": {}})
+    assert err.value.status == 403
+    assert services.task_submit(owner=alice, kind="command", params={"template": "fake", "args": {}}).pk
+
+
+def test_it_uses_the_template_timeout_and_caps_overrides(tool, alice, settings):
+    settings.MEDIACRAFT_MAX_TASK_TIMEOUT = 100
+    task = services.task_submit(owner=alice, kind="command", params={"template": "fake"})
+    assert task.timeout == 100  # the template's 120 s, capped by the site maximum
+    task = services.task_submit(owner=alice, kind="command", params={"template": "fake"}, timeout=30)
+    assert task.timeout == 30
+    with pytest.raises(InvalidParams) as err:
+        services.task_submit(owner=alice, kind="command", params={"template": "fake"}, timeout=101)
+    assert err.value.field == "timeout"

@@ -1,0 +1,54 @@
+"""/healthz and the operators' admin."""
+
+from tasks.models import Task
+from tests.conftest import submit_command
+
+
+def test_it_reports_healthy_with_a_live_worker(workers, client):
+    workers(1)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["checks"]["workers"] == 1 and body["checks"]["redis"] == "ok"
+
+
+def test_it_reports_503_without_workers(transactional_db, redis_conn, client):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["problems"] == ["workers: none alive"]
+
+
+def test_it_reports_503_when_redis_is_down(transactional_db, client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["redis"] == "error" and body["checks"]["database"] == "ok"
+
+
+def test_it_lets_staff_manage_tasks_in_the_admin(transactional_db, redis_conn, admin_client, alice, tool):
+    task = submit_command(alice, steps=1, title="<b>bold</b> title")
+    listing = admin_client.get("/admin/tasks/task/", {"status__exact": "queued", "q": "alice"})
+    assert listing.status_code == 200
+    assert str(task.pk) in listing.content.decode()
+    assert "<b>bold</b>" not in listing.content.decode()  # stored text stays inert
+    detail = admin_client.get(f"/admin/tasks/task/{task.pk}/change/")
+    assert detail.status_code == 200
+    response = admin_client.post(
+        "/admin/tasks/task/", {"action": "cancel_tasks", "_selected_action": [str(task.pk)]}, follow=True
+    )
+    assert response.status_code == 200
+    assert Task.objects.get(pk=task.pk).status == Task.Status.CANCELLED
+    response = admin_client.post(
+        "/admin/tasks/task/", {"action": "retry_tasks", "_selected_action": [str(task.pk)]}, follow=True
+    )
+    assert Task.objects.get(pk=task.pk).status in (Task.Status.QUEUED, Task.Status.PENDING)
+    assert admin_client.get("/admin/tasks/commandtemplate/add/").status_code == 200
+    assert admin_client.get("/admin/users/apitoken/").status_code == 200
+    assert admin_client.get("/admin/rq/").status_code == 200
+
+
+def test_it_keeps_the_admin_and_rq_dashboard_from_non_staff(db, client_for, alice):
+    client = client_for(alice)
+    assert client.get("/admin/tasks/task/").status_code == 302
+    assert client.get("/admin/rq/").status_code in (302, 403)

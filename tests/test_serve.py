@@ -1,0 +1,323 @@
+"""`manage.py serve`, run for real: embedded Redis, workers, scheduler and daphne as subprocesses."""
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from mediacraft.launcher import Launcher, LauncherError, parse_bind
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = str(ROOT / "manage.py")
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def poll(predicate, timeout, message):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(0.1)
+
+
+def alive(proc):
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def cmdline(proc):
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def group_members(pgid):
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and alive(proc):
+                members.append(proc)
+        except OSError:
+            pass
+    return members
+
+
+class Server:
+    """One `manage.py serve` subprocess on its own VAR_DIR, as a user would run it: no
+    MEDIACRAFT_* or DATABASE_URL from the test session (its Redis, its test database)."""
+
+    def __init__(self, var_dir, workers):
+        self.var_dir = var_dir
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIACRAFT_")}
+        self.env.pop("DATABASE_URL", None)
+        self.env.update(MEDIACRAFT_VAR_DIR=str(var_dir), MEDIACRAFT_BIND=f"127.0.0.1:{self.port}",
+                        MEDIACRAFT_WORKERS=str(workers), PYTHONUNBUFFERED="1")
+        self.log_path = var_dir / "serve.log"
+        self.proc = None
+        self.seen = {}  # every descendant ever observed, for the finalizer
+        self.started_at = time.time()
+
+    def migrate(self):
+        subprocess.run([sys.executable, MANAGE, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env,
+                       check=True, timeout=60)
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, MANAGE, "serve"], cwd=ROOT, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.ps = psutil.Process(self.proc.pid)
+        return self
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def descendants(self):
+        try:
+            found = self.ps.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        for proc in found:
+            self.seen.setdefault(proc.pid, proc)
+        return [proc for proc in found if alive(proc)]
+
+    def children_named(self, word):
+        return [proc for proc in self.descendants() if proc.ppid() == self.proc.pid and word in cmdline(proc)]
+
+    def redis_servers(self):
+        return [proc for proc in self.descendants() if proc.name() == "redis-server"]
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=3) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+        except (OSError, ValueError):
+            return None, None
+
+    def wait_healthy(self, workers=1, timeout=30):
+        def healthy():
+            assert self.proc.poll() is None, f"serve exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+            status, body = self.get("/healthz")
+            return body if status == 200 and body["checks"]["workers"] >= workers else None
+
+        try:
+            return poll(healthy, timeout, "/healthz to answer 200")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log()[-3000:]}") from None
+
+    def redis_client(self):
+        return redis.Redis(unix_socket_path=str(self.var_dir / "redis" / "redis.sock"), socket_timeout=5)
+
+    def cleanup(self):
+        """Whatever happened in the test, leave nothing running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.descendants()
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        leftovers = [proc for proc in self.seen.values() if alive(proc)]
+        # Also anything started with this VAR_DIR that we never saw (e.g. orphaned early).
+        for proc in psutil.process_iter(["create_time"]):
+            try:
+                if proc.info["create_time"] >= self.started_at - 1 and \
+                        proc.environ().get("MEDIACRAFT_VAR_DIR") == str(self.var_dir):
+                    leftovers.append(proc)
+            except psutil.Error:
+                pass
+        for proc in leftovers:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(leftovers, timeout=5)
+
+
+@pytest.fixture
+def make_server():
+    servers, dirs = [], []
+
+    def make(workers=1, var_dir=None):
+        if var_dir is None:
+            # Short, so the Redis socket path stays well under the 100-byte limit.
+            var_dir = Path(tempfile.mkdtemp(prefix="mcs-", dir="/tmp"))
+            dirs.append(var_dir)
+        server = Server(var_dir, workers)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.cleanup()
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def server(make_server):
+    server = make_server(workers=2)
+    server.migrate()
+    server.start()
+    server.wait_healthy(workers=2)
+    return server
+
+
+def test_it_starts_everything_with_redis_on_a_unix_socket_under_var_dir(server):
+    status, body = server.get("/healthz")
+    assert status == 200
+    assert body["checks"] == {"database": "ok", "redis": "ok", "workers": 2}
+
+    poll(lambda: f"MediaCraft is running at http://127.0.0.1:{server.port}/" in server.log(), 5, "the URL")
+    assert "manage.py createsuperuser" in server.log()
+    assert len(server.children_named("rqworker")) == 2
+    assert len(server.children_named("taskscheduler")) == 1
+    assert len(server.children_named("daphne")) == 1
+
+    (redis_server,) = server.redis_servers()
+    sock = server.var_dir / "redis" / "redis.sock"
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o700
+    assert str(sock) in {conn.laddr for conn in redis_server.net_connections(kind="unix")}
+    # --port 0: no TCP at all, so a Redis on 6379 (or anything else) is never in the way.
+    assert redis_server.net_connections(kind="inet") == []
+    assert server.redis_client().ping()
+
+    # Each child leads its own session: a terminal's Ctrl-C reaches only serve.
+    for child in server.ps.children():
+        assert os.getsid(child.pid) == child.pid != os.getsid(server.proc.pid)
+
+
+def test_it_restarts_a_killed_worker(server):
+    before = {proc.pid for proc in server.children_named("rqworker")}
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+
+    def replaced():
+        now = {proc.pid for proc in server.children_named("rqworker")}
+        return len(now) == 2 and victim not in now and now - before
+
+    (new_pid,) = poll(replaced, 15, "a new worker")
+    assert server.proc.poll() is None
+    assert f"(pid {victim}) exited with signal SIGKILL; restarting in 1 s" in server.log()
+    assert f"(pid {new_pid})" in server.log()
+    # Whatever the dead worker left in its process group (RQ's scheduler process) is gone too.
+    poll(lambda: not group_members(victim), 5, "the killed worker's process group to be empty")
+
+
+def test_it_restarts_a_killed_redis_with_its_data(server):
+    client = server.redis_client()
+    client.set("mediacraft:test:serve", "kept")  # in the AOF (page cache) once SET returns
+    (old,) = server.redis_servers()
+    old.kill()
+
+    (new,) = poll(lambda: [p for p in server.redis_servers() if p.pid != old.pid], 15, "a new redis-server")
+    assert f"redis (pid {old.pid}) exited with signal SIGKILL; restarting in 1 s" in server.log()
+    poll(lambda: server.get("/healthz")[0] == 200, 15, "/healthz to answer 200 again")
+    assert server.redis_client().get("mediacraft:test:serve") == b"kept"
+    assert server.proc.poll() is None
+
+
+def test_it_stops_everything_cleanly_on_sigterm(server):
+    descendants = server.descendants()
+    assert len(descendants) >= 5  # redis, scheduler, 2 workers, daphne
+
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=10) == 0
+    assert time.monotonic() - started < 10
+    left = [proc for proc in descendants if alive(proc)]
+    assert left == [], [cmdline(proc) for proc in left]
+    assert "serve: stopped" in server.log()
+
+
+def test_it_leaves_nothing_behind_when_killed(make_server):
+    server = make_server(workers=1)
+    server.migrate()
+    server.start()
+    server.wait_healthy()
+    (worker,) = server.children_named("rqworker")
+    # Wait for the worker's RQ scheduler process: a grandchild nobody sets a death signal on.
+    poll(lambda: worker.children(), 15, "the worker's scheduler process")
+    descendants = server.descendants()
+
+    server.proc.kill()
+    server.proc.wait(timeout=5)
+    poll(lambda: not [proc for proc in descendants if alive(proc)], 10, "all former descendants to exit")
+
+
+def test_it_keeps_redis_data_across_restarts(make_server):
+    server = make_server(workers=1)
+    server.migrate()
+    server.start()
+    server.wait_healthy()
+    server.redis_client().set("mediacraft:test:serve", "kept")
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=10) == 0
+    assert (server.var_dir / "redis" / "appendonly.aof").stat().st_size > 0
+
+    again = make_server(workers=1, var_dir=server.var_dir)
+    again.start()
+    again.wait_healthy()
+    assert again.redis_client().get("mediacraft:test:serve") == b"kept"
+    again.proc.send_signal(signal.SIGTERM)
+    assert again.proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("bind, expected", [
+    ("127.0.0.1:8000", ("127.0.0.1", 8000)),
+    ("[::1]:8001", ("::1", 8001)),
+    ("0.0.0.0:8002", ("0.0.0.0", 8002)),
+])
+def test_it_parses_bind_addresses(bind, expected):
+    assert parse_bind(bind) == expected
+
+
+@pytest.mark.parametrize("bind", ["8000", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", ":8000"])
+def test_it_rejects_bad_bind_addresses(bind):
+    with pytest.raises(LauncherError, match="MEDIACRAFT_BIND"):
+        parse_bind(bind)
+
+
+def test_it_uses_tcp_on_loopback_when_the_socket_path_is_too_long(tmp_path):
+    launcher = Launcher(base_dir=ROOT, var_dir=tmp_path / ("v" * 100), workers=0, bind="127.0.0.1:1",
+                        stdout=io.StringIO())
+    launcher.redis = launcher.redis_child()
+    launcher.children.append(launcher.redis)
+    assert "--unixsocket" not in launcher.redis.argv
+    assert launcher.redis.argv[-2:] == ["--bind", "127.0.0.1"]
+    assert launcher.redis_url.startswith("redis://127.0.0.1:")
+    try:
+        launcher.start(launcher.redis)
+        launcher.wait_for_redis()
+        assert redis.Redis.from_url(launcher.redis_url).ping()
+    finally:
+        process = launcher.redis.process
+        launcher.stop()
+    assert process.poll() == 0
