@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext as _
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from tasks import selectors, services
 from tasks.errors import ApiError
@@ -168,7 +168,7 @@ def submit(request):
         owner=user, kind=fields["kind"], params=fields.get("params", {}), files=files,
         priority=fields.get("priority") or 5, title=fields.get("title") or "", timeout=fields.get("timeout"),
     )
-    return 201, task_json(task)
+    return Status(201, task_json(task))
 
 
 @router.get("/", response={200: TaskListOut, 400: ErrorOut}, summary="List my tasks")
@@ -217,4 +217,4 @@ def retry(request, task_id: str):
 def delete(request, task_id: str):
     user = api_user(request, write=True)
     services.task_delete(task=selectors.task_get_for_user(user=user, task_id=task_id))
-    return 204, None
+    return Status(204, None)

@@ -117,8 +117,9 @@ def validate_param_schema(value):
 
 class CommandTemplate(models.Model):
     """An admin-registered command-line tool. Run without a shell: argv items are formatted
-    with the user's parameters ({name}), {output_dir}, {task_id} and {python}; a nested list
-    is an optional group, dropped when one of its parameters has no value."""
+    with the user's parameters ({name}), {output_dir}, {task_id}, {python} (MediaCraft's
+    interpreter) and {base_dir} (MediaCraft's folder); a nested list is an optional group,
+    dropped when one of its parameters has no value."""
 
     name = models.SlugField(_("name"), max_length=60, unique=True)
     description = models.CharField(_("description"), max_length=300, blank=True)
@@ -141,6 +142,11 @@ class CommandTemplate(models.Model):
     )
     working_dir = models.CharField(_("working directory"), max_length=500, blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
+    allow_everyone = models.BooleanField(
+        _("open to every visitor"),
+        default=False,
+        help_text=_("Without this, only accounts with the operator permission may run the template."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

@@ -78,7 +78,7 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
     processor = get_processor(kind) if isinstance(kind, str) else None
     if processor is None:
         raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": str(kind)[:40]})
-    if not processor.user_may_run(owner):
+    if not processor.user_may_run(owner, params if isinstance(params, dict) else None):
         raise ApiError("forbidden_kind", _("You are not allowed to run %(kind)s tasks.") % {"kind": kind}, status=403)
     if not isinstance(params, dict):
         raise InvalidParams(_("params must be a JSON object."), "params")
@@ -293,7 +293,7 @@ def task_retry(*, task):
     if task.status not in Task.RETRYABLE_BY_USER:
         raise ApiError("not_retryable", _("Only failed, cancelled or timed-out tasks can be retried."), status=409)
     processor = get_processor(task.kind)
-    if processor is None or not processor.user_may_run(task.owner):
+    if processor is None or not processor.user_may_run(task.owner, task.params):
         raise ApiError("forbidden_kind", _("You are not allowed to run %(kind)s tasks.") % {"kind": task.kind}, status=403)
     with transaction.atomic():
         _lock_dispatch()

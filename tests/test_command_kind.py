@@ -105,3 +105,34 @@ def test_it_uses_the_template_timeout_and_caps_overrides(tool, alice, settings):
     with pytest.raises(InvalidParams) as err:
         services.task_submit(owner=alice, kind="command", params={"template": "fake"}, timeout=101)
     assert err.value.field == "timeout"
+
+
+def test_it_lets_everyone_run_templates_the_admin_opened(tool, charlie):
+    CommandTemplate.objects.create(name="open", argv=["true"], allow_everyone=True)
+    task = services.task_submit(owner=charlie, kind="command", params={"template": "open"})
+    assert task.params == {"template": "open", "args": {}}
+    with pytest.raises(ApiError) as err:
+        services.task_submit(owner=charlie, kind="command", params={"template": "fake"})
+    assert err.value.status == 403
+    assert PROCESSOR.user_may_run(charlie) is True  # the kind is listed for charlie
+
+
+def test_it_ships_a_countdown_demo_open_to_everyone(workers, client, redis_conn):
+    import importlib
+
+    from django.apps import apps
+
+    # The data migration's rows are flushed between transactional tests: run it again.
+    importlib.import_module("tasks.migrations.0002_countdown_template").add_countdown(apps, None)
+    template = CommandTemplate.objects.get(name="countdown")
+    assert template.allow_everyone and template.enabled
+    workers(1)
+    response = client.post("/api/tasks/", {"kind": "command", "params": {"template": "countdown", "args": {"seconds": 2}}},
+                           content_type="application/json")
+    assert response.status_code == 201, response.content
+    task_id = response.json()["task_id"]
+    from tests.conftest import wait_for
+
+    body = wait_for(lambda: (b := client.get(f"/api/tasks/{task_id}/").json())["status"] == "completed" and b, 30,
+                    message="countdown to complete")
+    assert body["result"]["counted"] == 2 and body["progress"] == 100

@@ -5,7 +5,7 @@ from datetime import datetime
 from django.middleware.csrf import get_token
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from tasks.models import TaskKind
 from tasks.processors import registry
@@ -88,7 +88,7 @@ def login(request, body: Credentials):
 def logout(request):
     check_csrf(request)
     services.account_logout(request=request)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/tokens/", response={201: NewTokenOut}, summary="Create an API token (shown once)")
@@ -97,11 +97,11 @@ def create_token(request, body: TokenIn):
     if request.headers.get("Authorization"):
         raise ApiError("session_required", _("Create tokens from a browser session."), status=403)
     token, raw = services.token_create(user=user, name=body.name)
-    return 201, {**{f: getattr(token, f) for f in ("id", "name", "prefix", "created_at", "last_used_at")}, "token": raw}
+    return Status(201, {**{f: getattr(token, f) for f in ("id", "name", "prefix", "created_at", "last_used_at")}, "token": raw})
 
 
 @router.delete("/tokens/{token_id}/", response={204: None}, summary="Revoke an API token")
 def revoke_token(request, token_id: str):
     user = api_user(request, write=True)
     services.token_revoke(user=user, token_id=token_id)
-    return 204, None
+    return Status(204, None)

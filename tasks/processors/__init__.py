@@ -38,7 +38,8 @@ class Processor(abc.ABC):
     def max_attempts_for(self, params):
         return self.max_attempts or settings.MEDIACRAFT_MAX_ATTEMPTS
 
-    def user_may_run(self, user):
+    def user_may_run(self, user, params=None):
+        """Whether the user may run this kind (with these params, when given)."""
         if not self.operator_only:
             return True
         return bool(user and user.is_authenticated and user.has_perm("tasks.run_operator_tasks"))

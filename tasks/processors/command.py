@@ -10,6 +10,7 @@ import re
 import string
 import sys
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
@@ -18,7 +19,7 @@ from tasks.models import TaskKind
 from tasks.processors import Processor
 
 PARAM_TYPES = ("string", "integer", "number", "boolean")
-BUILTIN_PLACEHOLDERS = ("output_dir", "task_id", "python")
+BUILTIN_PLACEHOLDERS = ("output_dir", "task_id", "python", "base_dir")
 PROGRESS_RE = re.compile(r"^PROGRESS\s+(-?\d+(?:\.\d+)?)(?:\s+(.*))?$")
 MAX_STRING = 10_000
 
@@ -120,6 +121,17 @@ class CommandProcessor(Processor):
     operator_only = True
     default_timeout = 1800
 
+    def user_may_run(self, user, params=None):
+        """Operators run any template; others only templates the admin opened to everyone."""
+        from tasks.models import CommandTemplate
+
+        if super().user_may_run(user):
+            return True
+        open_templates = CommandTemplate.objects.filter(enabled=True, allow_everyone=True)
+        if params is None:
+            return open_templates.exists()
+        return isinstance(params.get("template"), str) and open_templates.filter(name=params["template"]).exists()
+
     def _template(self, name):
         from tasks.models import CommandTemplate
 
@@ -174,7 +186,8 @@ class CommandProcessor(Processor):
         if template is None:
             raise TaskError("kind_unavailable", detail=f"command template {ctx.params['template']!r} is gone or disabled")
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
-        values = {**ctx.params["args"], "output_dir": str(ctx.output_dir), "task_id": ctx.task_id, "python": sys.executable}
+        values = {**ctx.params["args"], "output_dir": str(ctx.output_dir), "task_id": ctx.task_id,
+                  "python": sys.executable, "base_dir": str(settings.BASE_DIR)}
         argv = render_argv(template.argv, values)
         last_line = None
 
