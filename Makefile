@@ -1,6 +1,6 @@
 PY := .venv/bin/python
 
-.PHONY: venv run test bench migrate
+.PHONY: venv run test bench migrate messages
 
 venv:
 	@scripts/bootstrap
@@ -16,3 +16,9 @@ test: venv
 
 bench: venv
 	$(PY) bench/run.py
+
+# Update the Chinese catalogue after changing user-visible strings (needs gettext), then
+# translate the new entries in locale/zh_Hans/LC_MESSAGES/django.po and commit both files.
+messages: venv
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=tests --ignore=var --ignore=bench
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
