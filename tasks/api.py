@@ -14,6 +14,7 @@ from tasks.errors import ApiError
 from tasks.events import public_task, task_snapshot
 from tasks.models import Task, TaskKind
 from users.auth import api_user
+from users.services import visitor_ensure
 
 router = Router(tags=["tasks"])
 
@@ -163,10 +164,12 @@ def _parse_submit(request):
              openapi_extra=SUBMIT_DOC, summary="Submit a task")
 def submit(request):
     fields, files = _parse_submit(request)
-    user = api_user(request, write=True)
+    user = api_user(request, write=True, create=False)
+    priority = fields.get("priority")
     task = services.task_submit(
-        owner=user, kind=fields["kind"], params=fields.get("params", {}), files=files,
-        priority=fields.get("priority") or 5, title=fields.get("title") or "", timeout=fields.get("timeout"),
+        owner=user, owner_factory=lambda: visitor_ensure(request), kind=fields["kind"],
+        params=fields.get("params", {}), files=files, priority=5 if priority in (None, "") else priority,
+        title=fields.get("title") or "", timeout=fields.get("timeout"),
     )
     return Status(201, task_json(task))
 
@@ -184,7 +187,7 @@ def list_tasks(request, status: str = "", kind: str = "", page: int = 1, page_si
     qs = selectors.task_list(user=api_user(request), status=status or None, kind=kind or None)
     count = qs.count()
     pages = max(1, math.ceil(count / page_size))
-    items = [task_json(t) for t in qs[(page - 1) * page_size : page * page_size]]
+    items = [task_json(t) for t in qs[(page - 1) * page_size : page * page_size]] if page <= pages else []
     return {"items": items, "count": count, "page": page, "pages": pages}
 
 

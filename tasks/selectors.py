@@ -27,7 +27,7 @@ def task_list(*, user, status=None, kind=None):
         qs = qs.filter(status=status)
     if kind:
         qs = qs.filter(kind=kind)
-    return qs.order_by("-created_at")
+    return qs.order_by("-created_at", "-pk")
 
 
 def task_active_count(*, user):

@@ -73,8 +73,10 @@ def _clean_int(value, field, low, high):
     return value
 
 
-def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=None):
-    """Validate and store a new pending task, then dispatch after commit."""
+def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=None, owner_factory=None):
+    """Validate and store a new pending task, then dispatch after commit. A new visitor comes as
+    owner=None plus owner_factory, called only once the task is valid, so a refused submit
+    leaves no identity behind."""
     processor = get_processor(kind) if isinstance(kind, str) else None
     if processor is None:
         raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": str(kind)[:40]})
@@ -92,6 +94,8 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
         timeout = _clean_int(timeout, "timeout", 1, limit)
     now = timezone.now()
     with transaction.atomic():
+        if owner is None:
+            owner = owner_factory()
         _lock_dispatch()
         waiting = Task.objects.filter(owner=owner, status__in=Task.WAITING).count()
         if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:

@@ -23,6 +23,12 @@ def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Production hashing costs ~0.3 s a password; tests create hundreds.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def make_user(django_user_model, name, operator=False):
     user = django_user_model.objects.create_user(username=name, password=f"{name}-pass-123!")
     if operator:

@@ -8,7 +8,7 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from tasks.models import Task
+from tasks.models import CommandTemplate, Task
 from tests.conftest import submit_command
 from users.models import ApiToken
 
@@ -65,14 +65,19 @@ def claim(client, username, password=STRONG):
     return post_json(client, f"{ACCOUNT}claim/", {"username": username, "password": password})
 
 
-def login(client, username, password):
-    return post_json(client, f"{ACCOUNT}login/", {"username": username, "password": password})
+def login(client, username, password, **extra):
+    return post_json(client, f"{ACCOUNT}login/", {"username": username, "password": password}, **extra)
 
 
 def create_token(client, name=""):
     response = post_json(client, f"{ACCOUNT}tokens/", {"name": name})
     assert response.status_code == 201, response.content
     return response.json()
+
+
+def open_template(name="open"):
+    """A command template the admin opened to every visitor."""
+    return CommandTemplate.objects.create(name=name, argv=["{python}", "-c", "print(1)"], allow_everyone=True)
 
 
 def assert_error(response, status, code):
@@ -140,7 +145,6 @@ def test_it_creates_nobody_on_reads(alice, tool):
     assert all(SESSION_COOKIE not in r.cookies for r in responses)
     me = responses[0].json()
     assert me["authenticated"] is False and me["username"] is None and me["tokens"] == []
-    assert "command" not in me["kinds"]
 
 
 def test_it_shows_a_returning_visitor_the_same_tasks(tool):
@@ -152,9 +156,29 @@ def test_it_shows_a_returning_visitor_the_same_tasks(tool):
     assert task_ids(Client()) == set()  # another browser sees nothing
 
 
-def test_it_lists_the_kinds_each_user_may_run(alice, charlie, client_for):
+def test_it_lists_the_operator_kind_only_to_operators(alice, charlie, client_for):
+    CommandTemplate.objects.update(allow_everyone=False)
     assert "command" in account(client_for(alice))["kinds"]
     assert "command" not in account(client_for(charlie))["kinds"]
+    assert "command" not in account(Client())["kinds"]
+
+
+def test_it_lists_the_command_kind_to_everyone_once_a_template_is_open(charlie, client_for):
+    CommandTemplate.objects.update(allow_everyone=False)
+    open_template()
+    assert "command" in account(client_for(charlie))["kinds"]
+    assert "command" in account(Client())["kinds"]  # an anonymous visitor may submit it too
+
+
+def test_it_creates_the_visitor_on_a_first_submit_of_an_open_template(db):
+    open_template()
+    client = Client()
+    response = post_json(client, TASKS, {"kind": "command", "params": {"template": "open"}})
+    assert response.status_code == 201, response.content
+    visitor = User.objects.get()
+    assert not visitor.has_usable_password()
+    assert Task.objects.get().owner == visitor
+    assert task_ids(client) == {response.json()["task_id"]}
 
 
 # --- claim -------------------------------------------------------------------------------------
@@ -185,6 +209,18 @@ def test_it_claims_from_a_brand_new_browser(db):
     assert user.username == "newcomer" and user.has_usable_password()
     assert account(client)["claimed"] is True
 
+
+def test_it_gives_a_new_session_key_on_claim_and_login(alice, tool):
+    client, _visitor, _tasks = new_visitor_with_tasks(1, tool)
+    before = client.cookies[SESSION_COOKIE].value
+    assert claim(client, "dora").status_code == 200
+    after_claim = client.cookies[SESSION_COOKIE].value
+    assert after_claim != before
+    stale = Client()
+    stale.cookies[SESSION_COOKIE] = before
+    assert account(stale)["authenticated"] is False
+    assert login(client, "alice", "alice-pass-123!").status_code == 200
+    assert client.cookies[SESSION_COOKIE].value != after_claim
 
 @pytest.mark.parametrize("username", ["alice", "ALICE"])
 def test_it_refuses_a_taken_username_with_409(alice, username):
@@ -368,3 +404,4 @@ def test_it_deletes_a_visitors_tokens_with_the_merged_visitor(alice, tool):
     created = create_token(client)
     assert login(client, "alice", "alice-pass-123!").status_code == 200
     assert_error(Client(headers={"Authorization": f"Bearer {created['token']}"}).get(TASKS), 401, "invalid_token")
+

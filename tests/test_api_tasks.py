@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from tasks.models import CommandTemplate, Task
 from tests.conftest import submit_command, wait_for
@@ -77,6 +79,20 @@ def bearer_client(raw):
     return Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {raw}"})
 
 
+def make_tasks(owner, count, **args):
+    """`count` pending tasks, created one minute apart (oldest first)."""
+    tasks = [submit_command(owner, **args) for _ in range(count)]
+    start = timezone.now() - timedelta(hours=1)
+    for i, task in enumerate(tasks):
+        Task.objects.filter(pk=task.pk).update(created_at=start + timedelta(minutes=i))
+    return tasks
+
+
+def open_template(name="open"):
+    """A command template the admin opened to every visitor."""
+    return CommandTemplate.objects.create(name=name, argv=["{python}", "-c", "print(1)"], allow_everyone=True)
+
+
 @pytest.fixture
 def strict_tool(db):
     """A template whose parameters exercise every validation rule."""
@@ -125,6 +141,11 @@ def test_it_defaults_the_title_priority_and_timeout(alice, tool, client_for):
     assert body["priority"] == 5
     assert Task.objects.get().timeout == tool.default_timeout
 
+
+def test_it_strips_control_characters_from_the_title(alice, tool, client_for):
+    response = post_json(client_for(alice), TASKS, {**command_body(), "title": "  a\x00b\nc\u200b  "})
+    assert response.status_code == 201, response.content
+    assert response.json()["title"] == "abc"
 
 def test_it_submits_multipart_with_params_as_a_json_string(alice, tool, client_for):
     response = client_for(alice).post(TASKS, {
@@ -280,6 +301,14 @@ def test_it_refuses_an_operator_kind_to_an_anonymous_visitor_with_403(tool):
     assert not Task.objects.exists()
 
 
+def test_it_lets_anyone_run_a_template_opened_to_everyone(charlie, tool, client_for):
+    open_template()
+    body = {"kind": "command", "params": {"template": "open"}}
+    assert post_json(client_for(charlie), TASKS, body).status_code == 201
+    assert post_json(Client(), TASKS, body).status_code == 201
+    assert_error(submit(client_for(charlie)), 403, "forbidden_kind")  # "fake" stays operator-only
+    assert Task.objects.count() == 2
+
 def test_it_translates_error_messages_into_chinese(alice, client_for):
     catalogue = Path(django_settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.mo"
     if not catalogue.exists():
@@ -290,22 +319,11 @@ def test_it_translates_error_messages_into_chinese(alice, client_for):
     chinese = assert_error(post_json(client, TASKS, body, HTTP_ACCEPT_LANGUAGE="zh-hans"), 400, "unknown_kind")
     assert chinese["message"] != english["message"]
     assert "nope" in chinese["message"]
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese["message"])
+    assert all(not "\u4e00" <= ch <= "\u9fff" for ch in english["message"])
 
 
 # --- list -----------------------------------------------------------------------------------
-
-
-def make_tasks(owner, count, **args):
-    """`count` tasks, created one minute apart (oldest first)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    tasks = [submit_command(owner, **args) for _ in range(count)]
-    start = timezone.now() - timedelta(hours=1)
-    for i, task in enumerate(tasks):
-        Task.objects.filter(pk=task.pk).update(created_at=start + timedelta(minutes=i))
-    return tasks
 
 
 def test_it_lists_my_tasks_newest_first(alice, bob, tool, client_for):
@@ -425,6 +443,14 @@ def test_it_answers_404_for_malformed_or_unknown_ids(alice, client_for, task_id,
     assert_error(ACTIONS[action](client_for(alice), task_id), 404, "not_found")
 
 
+@pytest.mark.parametrize("method,url", [("put", TASKS), ("patch", TASKS + "{id}/"), ("get", TASKS + "{id}/cancel/")])
+def test_it_answers_a_wrong_method_with_a_json_405(alice, tool, client_for, method, url):
+    task = submit_command(alice)
+    response = getattr(client_for(alice), method)(url.format(id=task.pk))
+    assert response["Content-Type"].startswith("application/json"), response.content
+    assert_error(response, 405)
+    assert Task.objects.get(pk=task.pk).status == S.PENDING
+
 # --- cancel, cancel-all, retry, delete --------------------------------------------------------
 
 
@@ -471,6 +497,31 @@ def test_it_retries_a_failed_cancelled_or_timed_out_task(alice, tool, client_for
     assert body["status"] == S.PENDING
     assert body["error"] is None and body["attempts"] == 0 and body["finished_at"] is None
 
+
+def test_it_asks_a_running_task_to_stop_on_cancel(alice, tool, client_for):
+    task = set_status(submit_command(alice), S.RUNNING)
+    response = client_for(alice).post(task_url(task, "cancel"))
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == S.RUNNING  # the worker's stop callback finishes the job
+    assert Task.objects.get(pk=task.pk).cancel_requested_at is not None
+
+
+def test_it_answers_429_to_a_retry_above_the_pending_cap(alice, tool, client_for, settings):
+    settings.MEDIACRAFT_USER_MAX_PENDING = 1
+    failed = set_status(submit_command(alice), S.FAILED)
+    submit_command(alice)
+    assert_error(client_for(alice).post(task_url(failed, "retry")), 429, "too_many_pending")
+    assert Task.objects.get(pk=failed.pk).status == S.FAILED
+
+
+def test_it_refuses_a_retry_once_the_template_is_closed_to_the_user(charlie, client_for):
+    template = open_template()
+    client = client_for(charlie)
+    task_id = post_json(client, TASKS, {"kind": "command", "params": {"template": "open"}}).json()["task_id"]
+    Task.objects.filter(pk=task_id).update(status=S.FAILED)
+    CommandTemplate.objects.filter(pk=template.pk).update(allow_everyone=False)
+    assert_error(client.post(task_url(task_id, "retry")), 403, "forbidden_kind")
+    assert Task.objects.get(pk=task_id).status == S.FAILED
 
 @pytest.mark.parametrize("status", [S.PENDING, S.QUEUED, S.RUNNING, S.RETRYING, S.COMPLETED])
 def test_it_refuses_to_retry_other_states_with_409(alice, tool, client_for, status):

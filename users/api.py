@@ -50,9 +50,7 @@ class AccountOut(Schema):
 
 
 def account_json(request, user):
-    kinds = [k for k, p in sorted(registry().items()) if p.user_may_run(user)] if user else [
-        k for k, p in sorted(registry().items()) if not p.operator_only
-    ]
+    kinds = [k for k, p in sorted(registry().items()) if p.user_may_run(user)]
     return {
         "authenticated": bool(user),
         "username": user.username if user else None,

@@ -14,9 +14,10 @@ def check_csrf(request):
         raise ApiError("csrf_failed", _("CSRF check failed: reload the page and try again."), status=403)
 
 
-def api_user(request, *, write=False):
-    """The calling user, or None for an anonymous read. A write without a token creates the
-    visitor identity if needed (and is CSRF-checked, as it rides on a cookie)."""
+def api_user(request, *, write=False, create=True):
+    """The calling user, or None for an anonymous read. A write without a token is CSRF-checked
+    (it rides on a cookie) and creates the visitor identity if needed, unless create=False: then
+    the caller creates it once the write is known to be valid."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _sep, raw = header.partition(" ")
@@ -26,5 +27,6 @@ def api_user(request, *, write=False):
         return user
     if write:
         check_csrf(request)
-        return visitor_ensure(request)
+        if create:
+            return visitor_ensure(request)
     return request.user if request.user.is_authenticated else None

@@ -1,6 +1,8 @@
 """Visitor identity and accounts. A visitor is a Django User with an unusable password,
 created on their first write and kept by the session cookie."""
 
+import copy
+import re
 import secrets
 import uuid
 
@@ -51,7 +53,9 @@ def account_claim(*, request, username, password):
     if not isinstance(password, str):
         password = ""
     try:
-        validate_password(password, user)
+        candidate = copy.copy(user)
+        candidate.username = username  # so the similarity check compares with the new name
+        validate_password(password, candidate)
     except ValidationError as exc:
         raise ApiError("invalid_password", " ".join(exc.messages), field="password") from None
     user.username = username
@@ -93,7 +97,7 @@ def token_create(*, user, name=""):
 
 
 def token_revoke(*, user, token_id):
-    deleted, _rows = ApiToken.objects.filter(pk=token_id, user=user).delete() if str(token_id).isdigit() else (0, None)
+    deleted, _rows = ApiToken.objects.filter(pk=token_id, user=user).delete() if re.fullmatch(r"[0-9]{1,18}", str(token_id)) else (0, None)
     if not deleted:
         raise NotFound()
 
