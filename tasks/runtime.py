@@ -215,14 +215,7 @@ def become_subreaper():
 def kill_descendants():
     import psutil
 
-    me = psutil.Process()
-    victims = me.children(recursive=True)
-    for victim in victims:
-        try:
-            victim.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(victims, timeout=2)
+    _kill_all(psutil.Process().children(recursive=True))
 
 
 def kill_tree(proc):
@@ -230,18 +223,23 @@ def kill_tree(proc):
 
     try:
         parent = psutil.Process(proc.pid)
-        victims = parent.children(recursive=True) + [parent]
+        _kill_all(parent.children(recursive=True) + [parent])
     except psutil.NoSuchProcess:
-        victims = []
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _kill_all(victims):
+    import psutil
+
     for victim in victims:
         try:
             victim.kill()
         except psutil.NoSuchProcess:
             pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
     psutil.wait_procs(victims, timeout=2)
 
 
