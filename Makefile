@@ -15,7 +15,7 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH)
 
 # Update the Chinese catalogue after changing user-visible strings (needs gettext), then
 # translate the new entries in locale/zh_Hans/LC_MESSAGES/django.po and commit both files.
