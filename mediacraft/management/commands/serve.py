@@ -1,0 +1,26 @@
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from mediacraft.launcher import Launcher, LauncherError
+
+
+class Command(BaseCommand):
+    help = ("Run MediaCraft in the foreground: embedded Redis (unless MEDIACRAFT_REDIS_URL is set), "
+            "MEDIACRAFT_WORKERS RQ workers, the task scheduler and daphne on MEDIACRAFT_BIND.")
+
+    def handle(self, *args, **options):
+        self.check_migrations()
+        try:
+            launcher = Launcher(
+                base_dir=settings.BASE_DIR,
+                var_dir=settings.VAR_DIR,
+                workers=settings.MEDIACRAFT_WORKERS,
+                bind=settings.MEDIACRAFT_BIND,
+                redis_url=os.environ.get("MEDIACRAFT_REDIS_URL") or None,
+                stdout=self.stdout,
+            )
+            launcher.run()
+        except LauncherError as exc:
+            raise CommandError(str(exc)) from None
