@@ -27,6 +27,7 @@ def _describe(errors):
 
 
 def build_api():
+    from storage.api import router as files_router
     from tasks.api import router as tasks_router
     from users.api import router as account_router
 
@@ -69,4 +70,5 @@ def build_api():
 
     api.add_router("/tasks", tasks_router)
     api.add_router("/account", account_router)
+    api.add_router("/files", files_router)
     return api

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "mediacraft",
     "users",
     "tasks",
+    "storage",
 ]
 
 MIDDLEWARE = [
@@ -181,6 +182,12 @@ MEDIA_ROOT = Path(env_str("MEDIACRAFT_MEDIA_ROOT", str(VAR_DIR / "media"))).reso
 WHITENOISE_USE_FINDERS = True
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MEDIACRAFT_MAX_JSON_KB", 1024, minimum=1) * 1024
+# Uploads stream to disk under MEDIA_ROOT/tmp, never whole in memory.
+FILE_UPLOAD_HANDLERS = ["storage.uploads.StreamingUploadHandler"]
+MEDIACRAFT_MAX_UPLOAD_MB = env_int("MEDIACRAFT_MAX_UPLOAD_MB", 4096, minimum=1)
+MEDIACRAFT_USER_QUOTA_MB = env_int("MEDIACRAFT_USER_QUOTA_MB", 20480, minimum=1)
+MEDIACRAFT_MIN_FREE_DISK_MB = env_int("MEDIACRAFT_MIN_FREE_DISK_MB", 1024, minimum=0)
+MEDIACRAFT_UPLOAD_TTL_HOURS = env_int("MEDIACRAFT_UPLOAD_TTL_HOURS", 24, minimum=1)
 
 # Task engine.
 MEDIACRAFT_USER_CONCURRENCY = env_int("MEDIACRAFT_USER_CONCURRENCY", 1, minimum=1)

@@ -13,6 +13,8 @@ from tasks import selectors, services
 from tasks.errors import ApiError
 from tasks.events import public_task, task_snapshot
 from tasks.models import Task, TaskKind
+from storage.api import store_uploads, uploaded_files
+from tasks.processors import get_processor
 from users.auth import api_user
 from users.services import visitor_ensure
 
@@ -42,6 +44,7 @@ class OutputFile(Schema):
     name: str
     size: int
     url: str
+    media: dict[str, Any] = {}
 
 
 class TaskOut(Schema):
@@ -63,6 +66,7 @@ class TaskOut(Schema):
     error: TaskError | None
     result: Any
     params: dict[str, Any]
+    inputs: list[OutputFile]
     outputs: list[OutputFile]
     timeline: list[dict[str, Any]]
     created_at: datetime
@@ -138,7 +142,7 @@ def _parse_submit(request):
                 fields["params"] = json.loads(raw)
             except ValueError:
                 raise ApiError("bad_json", _("params must be a JSON object."), field="params") from None
-        files = request.FILES.getlist("files")
+        files = uploaded_files(request)
         unknown += sorted(set(request.FILES) - {"files"})
     else:
         try:
@@ -163,14 +167,29 @@ def _parse_submit(request):
 @router.post("/", response={201: TaskOut, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut, 429: ErrorOut},
              openapi_extra=SUBMIT_DOC, summary="Submit a task")
 def submit(request):
-    fields, files = _parse_submit(request)
-    user = api_user(request, write=True, create=False)
-    priority = fields.get("priority")
-    task = services.task_submit(
-        owner=user, owner_factory=lambda: visitor_ensure(request), kind=fields["kind"],
-        params=fields.get("params", {}), files=files, priority=5 if priority in (None, "") else priority,
-        title=fields.get("title") or "", timeout=fields.get("timeout"),
-    )
+    uploads = []
+    try:
+        fields, uploads = _parse_submit(request)
+        priority = fields.get("priority")
+        options = {"kind": fields["kind"], "params": fields.get("params", {}), "title": fields.get("title") or "",
+                   "priority": 5 if priority in (None, "") else priority, "timeout": fields.get("timeout")}
+        processor = get_processor(fields["kind"]) if isinstance(fields["kind"], str) else None
+        if uploads and processor is not None and processor.accepts_files:
+            user = api_user(request, write=True)  # an upload is a write: the visitor exists from here
+            stored = store_uploads(user, uploads)
+            try:
+                task = services.task_submit(owner=user, files=stored, **options)
+            except Exception:
+                for f in stored:
+                    f.delete()
+                raise
+        else:
+            user = api_user(request, write=True, create=False)
+            task = services.task_submit(owner=user, owner_factory=lambda: visitor_ensure(request), files=uploads,
+                                        **options)
+    finally:
+        for upload in uploads:
+            getattr(upload, "discard", upload.close)()
     return Status(201, task_json(task))
 
 

@@ -20,7 +20,19 @@ def task_group(task_id):
     return f"task.{task_id}"
 
 
-def task_snapshot(task):
+def task_files(task_id):
+    """The task's inputs and outputs as the API lists them."""
+    from storage.models import StoredFile
+
+    files = {"inputs": [], "outputs": []}
+    for f in StoredFile.objects.filter(task_id=task_id).order_by("role", "position", "created_at"):
+        files[f"{f.role}s"].append({"id": str(f.pk), "name": f.original_name, "size": f.size,
+                                    "url": f"/api/files/{f.pk}/download/", "media": f.media})
+    return files
+
+
+def task_snapshot(task, files=None):
+    """files: task_files() computed by the caller, to spare the query on hot paths."""
     snap = {
         "task_id": str(task.pk),
         "owner_id": task.owner_id,
@@ -42,7 +54,7 @@ def task_snapshot(task):
         "result": task.result,
         "params": task.params,
         "timeline": task.timeline,
-        "outputs": [],
+        **(files if files is not None else task_files(task.pk)),
     }
     for name in TIME_FIELDS:
         value = getattr(task, name)

@@ -37,7 +37,11 @@ def run_task(task_id):
             watchdog.stop()
             ctx.kill_children()
         reporter.flush_pending()
-        services.task_complete(task_id=task.pk, result=result if result is not None else {})
+        if not services.task_complete(task_id=task.pk, result=result if result is not None else {}):
+            # Settled by someone else at the last moment: this run's results must not linger.
+            for stored in ctx.outputs:
+                stored.delete()
+            return "aborted"
         return "completed"
     except TaskAborted:
         # Someone else settled the task (reconciler, delete); its files may already be a new attempt's.

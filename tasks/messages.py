@@ -13,6 +13,9 @@ MESSAGES = {
     "retry_scheduled": _("Retrying in %(seconds)s s (attempt %(attempt)s of %(max_attempts)s)"),
     "tool_message": "%(text)s",
     "done": _("Done"),
+    "ffmpeg_progress": _("Processed %(done)s of %(total)s seconds"),
+    "finishing": _("Saving the result"),
+    "checking_inputs": _("Checking the input videos"),
 }
 
 STAGES = {
@@ -22,6 +25,9 @@ STAGES = {
     "running": _("Running"),
     "finishing": _("Finishing"),
     "done": _("Done"),
+    "checking": _("Checking"),
+    "encoding": _("Encoding"),
+    "joining": _("Joining"),
 }
 
 # Errors a task can end with.
@@ -36,6 +42,8 @@ ERRORS = {
     "command_bad_result": _("The tool's last line looked like JSON but could not be parsed."),
     "kind_unavailable": _("This kind of task can no longer run here."),
     "transient": _("A temporary error occurred: %(reason)s"),
+    "ffmpeg_failed": _("ffmpeg failed (exit code %(exit_code)s)."),
+    "input_missing": _("An input file is missing on the server."),
 }
 
 

@@ -4,6 +4,7 @@ a subprocess runner and a watchdog. Imported only by tasks.jobs, inside the job.
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import os
 import queue
@@ -70,6 +71,7 @@ class ProgressReporter:
         self.last_db = self.last_event = 0.0
         self.dirty_db = self.dirty_event = False
         self.started = time.monotonic()
+        self.files = events.task_files(task.pk)  # outputs appear only at the end
 
     def update(self, percent=None, *, stage=None, code=None, params=None, stats=None):
         with self.lock:
@@ -108,7 +110,7 @@ class ProgressReporter:
                 raise TaskAborted(str(task.pk))
             self.last_db, self.dirty_db = now, False
         if self.dirty_event and (force or now - self.last_event >= settings.MEDIACRAFT_PROGRESS_EVENT_INTERVAL):
-            self.sender.send(events.task_snapshot(self.task))
+            self.sender.send(events.task_snapshot(self.task, self.files))
             self.last_event, self.dirty_event = now, False
 
     def flush_pending(self):
@@ -134,9 +136,29 @@ class TaskContext:
         self.timeout = task.timeout
         self.work_dir = task_work_dir(task.pk)
         self.output_dir = self.work_dir / "output"
-        self.input_paths = []
         self._reporter = reporter
         self._procs = set()
+        self.outputs = []
+
+    @functools.cached_property
+    def input_files(self):
+        """The task's input StoredFiles, in the order the user gave."""
+        from storage.models import StoredFile
+        from storage.selectors import files_of_task
+
+        return files_of_task(self.task.pk, StoredFile.Role.INPUT)
+
+    @property
+    def input_paths(self):
+        return [f.abs_path for f in self.input_files]
+
+    def add_output(self, path, name):
+        """Register a finished result file (inside output_dir) as the task's output."""
+        from storage.services import file_register_output
+
+        stored = file_register_output(task=self.task, path=path, name=name)
+        self.outputs.append(stored)
+        return stored
 
     def progress(self, percent=None, *, stage=None, code=None, params=None, stats=None):
         self._reporter.update(percent, stage=stage, code=code, params=params, stats=stats)

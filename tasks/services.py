@@ -109,6 +109,10 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
             priority=priority, timeout=timeout, max_attempts=processor.max_attempts_for(cleaned),
             status=S.PENDING, message_code="waiting_slot", timeline=[{"status": S.PENDING, "at": now.isoformat()}],
         )
+        if cleaned.get("files"):
+            from storage.services import files_attach
+
+            files_attach(task=task, file_ids=cleaned["files"])
         transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
         transaction.on_commit(dispatch, robust=True)
     task.refresh_from_db()
@@ -319,6 +323,9 @@ def task_retry(*, task):
 
 
 def _remove_outputs(task_id):
+    from storage.services import files_delete_outputs
+
+    files_delete_outputs(task_id=task_id)
     shutil.rmtree(task_work_dir(task_id) / "output", ignore_errors=True)
 
 
@@ -362,7 +369,10 @@ def reconcile():
 
 
 def cleanup_expired(*, batch=500):
-    """Delete finished tasks (and their files) whose expiry has passed."""
+    """Delete finished tasks (and their files) whose expiry has passed, and unused uploads."""
+    from storage.services import cleanup_expired_files
+
+    cleanup_expired_files()
     removed = 0
     while True:
         ids = list(Task.objects.filter(status__in=Task.TERMINAL, expires_at__lte=timezone.now())

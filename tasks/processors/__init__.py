@@ -33,6 +33,9 @@ class Processor(abc.ABC):
 
     def cleanup(self, ctx):
         """Remove what a cancelled, failed or timed-out run left behind."""
+        from storage.services import files_delete_outputs
+
+        files_delete_outputs(task_id=ctx.task_id)
         shutil.rmtree(ctx.output_dir, ignore_errors=True)
 
     def max_attempts_for(self, params):
@@ -43,6 +46,15 @@ class Processor(abc.ABC):
         if not self.operator_only:
             return True
         return bool(user and user.is_authenticated and user.has_perm("tasks.run_operator_tasks"))
+
+    def form_class(self, user):
+        """The new-task page's form for this kind as `user` (None: an anonymous visitor) sees it:
+        a subclass of tasks.forms.TaskForm with `kind` set, whose to_params() turns its cleaned
+        data into this kind's params and whose file fields (sent in order as `files`) are the
+        uploads when accepts_files. validate() stays the authority: its InvalidParams(message,
+        field) lands on the form field that TaskForm.field_for(field) names. None: no page form
+        (the kind is API-only for this user)."""
+        return None
 
 
 @functools.cache

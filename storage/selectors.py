@@ -1,0 +1,58 @@
+import uuid
+
+from storage.models import StoredFile
+from tasks.errors import NotFound
+
+
+def file_get_for_user(*, user, file_id):
+    """The user's own file, or 404 for anyone else (and for malformed ids)."""
+    try:
+        pk = uuid.UUID(str(file_id))
+    except ValueError:
+        raise NotFound() from None
+    if user is None or not user.is_authenticated:
+        raise NotFound()
+    stored = StoredFile.objects.filter(pk=pk, owner=user).first()
+    if stored is None:
+        raise NotFound()
+    return stored
+
+
+def files_of_task(task_id, role):
+    return list(StoredFile.objects.filter(task_id=task_id, role=role).order_by("position", "created_at"))
+
+
+def inputs_for_submit(*, user, files, params, minimum, maximum):
+    """The inputs of a new task: files uploaded with it, else staged uploads named by id in
+    params["files"] (the user's own, not yet used by a task). Order is kept."""
+    from django.utils.translation import gettext as _
+
+    from tasks.errors import InvalidParams
+
+    if not files:
+        ids = params.get("files", [])
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise InvalidParams(_("files must be a list of uploaded file ids."), "files")
+        found = {}
+        if user is not None and user.is_authenticated and ids:
+            valid = []
+            for i in ids:
+                try:
+                    valid.append(uuid.UUID(i))
+                except ValueError:
+                    raise InvalidParams(_("Unknown file: %(id)s.") % {"id": i[:40]}, "files") from None
+            found = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=valid, owner=user, task=None,
+                                                                      role=StoredFile.Role.INPUT)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise InvalidParams(_("Unknown file: %(id)s.") % {"id": missing[0][:40]}, "files")
+        if len(set(ids)) != len(ids):
+            raise InvalidParams(_("The same file is listed twice."), "files")
+        files = [found[i] for i in ids]
+    if not minimum <= len(files) <= maximum:
+        if minimum == maximum:
+            message = _("This task takes exactly %(n)s video file(s).") % {"n": minimum}
+        else:
+            message = _("This task takes %(low)s to %(high)s video files.") % {"low": minimum, "high": maximum}
+        raise InvalidParams(message, "files")
+    return files

@@ -1,0 +1,155 @@
+"""Writes for stored files: uploads in, results out, attachment to tasks, expiry."""
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+import unicodedata
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from storage.media import MediaError, probe
+from storage.models import StoredFile
+from tasks.errors import ApiError, InvalidParams
+
+log = logging.getLogger(__name__)
+MB = 1024 * 1024
+RESERVED = re.compile(r'[<>:"/\\|?*]')
+
+
+def safe_name(original, default="file"):
+    """A file name safe on any filesystem: no folders, no control characters, no reserved
+    characters, at most 150 bytes; Unicode letters stay (for display and download)."""
+    name = unicodedata.normalize("NFC", str(original or ""))
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = RESERVED.sub("_", name).strip().lstrip(".").strip()
+    if not name:
+        return default
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext) > 10:
+        stem, ext = name, ""
+    ext = f".{ext}" if ext else ""
+    while len((stem + ext).encode()) > 150:
+        stem = stem[:-1]
+    return (stem or default) + ext
+
+
+def used_bytes(owner):
+    return StoredFile.objects.filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
+
+
+def check_free_disk(needed=0):
+    free = shutil.disk_usage(settings.MEDIA_ROOT).free
+    if free - needed < settings.MEDIACRAFT_MIN_FREE_DISK_MB * MB:
+        raise ApiError("disk_full", _("The server is low on disk space; try again later."), status=507)
+
+
+def file_store_upload(*, owner, upload, video=True):
+    """Keep a streamed upload as the owner's input file; refuse empty, oversized, over-quota
+    and undecodable files with a message naming the file. Nothing stays behind on refusal."""
+    name = safe_name(upload.name, default="upload")
+    path = getattr(upload, "path", None)
+    try:
+        if upload.size == 0:
+            raise InvalidParams(_("%(name)s is empty.") % {"name": name}, "files")
+        quota = settings.MEDIACRAFT_USER_QUOTA_MB * MB
+        if used_bytes(owner) + upload.size > quota:
+            raise ApiError("quota_exceeded", _("%(name)s does not fit in your storage quota of %(quota)s MB; delete old "
+                                               "tasks to make room.") % {"name": name, "quota": settings.MEDIACRAFT_USER_QUOTA_MB},
+                           status=413, field="files")
+        check_free_disk(upload.size)
+        file_id = uuid.uuid4()
+        relative = f"uploads/{owner.pk}/{file_id}/{name}"
+        target = Path(settings.MEDIA_ROOT) / relative
+        target.parent.mkdir(parents=True)
+        if path is not None:
+            upload.close()
+            os.replace(path, target)
+            digest = upload.sha256
+        else:  # a handler other than ours (tests, admin): copy in chunks
+            digest = _copy(upload, target)
+        try:
+            media = probe(target) if video else {}
+        except MediaError as exc:
+            shutil.rmtree(target.parent, ignore_errors=True)
+            raise InvalidParams(_("%(name)s is not a video that can be decoded (%(reason)s).")
+                                % {"name": name, "reason": str(exc)[:300]}, "files") from None
+        return StoredFile.objects.create(
+            id=file_id, owner=owner, role=StoredFile.Role.INPUT, original_name=str(upload.name)[:255] or name,
+            stored_name=name, path=relative, size=upload.size, sha256=digest, media=media,
+            expires_at=timezone.now() + timedelta(hours=settings.MEDIACRAFT_UPLOAD_TTL_HOURS),
+        )
+    finally:
+        if path is not None:
+            Path(path).unlink(missing_ok=True)
+
+
+def _copy(upload, target):
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def files_attach(*, task, file_ids):
+    """Give the task its inputs, in order; they now live and expire with the task."""
+    for position, file_id in enumerate(file_ids):
+        StoredFile.objects.filter(pk=file_id, owner=task.owner_id, task=None, role=StoredFile.Role.INPUT).update(
+            task=task, position=position, expires_at=None
+        )
+
+
+def file_register_output(*, task, path, name):
+    """Record a finished result file of a task (it must be inside MEDIA_ROOT)."""
+    path = Path(path)
+    relative = path.resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()).as_posix()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(MB), b""):
+            digest.update(chunk)
+    try:
+        media = probe(path) if path.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm") else {}
+    except MediaError:
+        media = {}
+    position = StoredFile.objects.filter(task=task, role=StoredFile.Role.OUTPUT).count()
+    return StoredFile.objects.create(
+        owner_id=task.owner_id, task=task, role=StoredFile.Role.OUTPUT, position=position,
+        original_name=name[:255], stored_name=path.name, path=relative, size=path.stat().st_size,
+        sha256=digest.hexdigest(), media=media,
+    )
+
+
+def files_delete_outputs(*, task_id):
+    StoredFile.objects.filter(task_id=task_id, role=StoredFile.Role.OUTPUT).delete()
+
+
+def file_delete(*, stored):
+    if stored.task_id is not None:
+        raise ApiError("file_in_use", _("This file belongs to a task; delete the task instead."), status=409)
+    stored.delete()
+
+
+def cleanup_expired_files():
+    """Delete unattached uploads past their expiry, and stray temporary uploads over a day old."""
+    removed, _rows = StoredFile.objects.filter(task=None, expires_at__lte=timezone.now()).delete()
+    tmp = Path(settings.MEDIA_ROOT) / "tmp"
+    if tmp.is_dir():
+        cutoff = time.time() - 24 * 3600
+        for stray in tmp.iterdir():
+            try:
+                if stray.stat().st_mtime < cutoff:
+                    stray.unlink()
+            except OSError:
+                pass
+    return removed
