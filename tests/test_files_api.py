@@ -1,0 +1,144 @@
+"""Staged uploads, previews and downloads: owner only, Range, RFC 6266 names, cleanup."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from storage.models import StoredFile
+from tasks import services
+from tasks.models import Task
+from tests.media_helpers import LOGO, make_video
+
+VIDEOS = {}
+
+
+@pytest.fixture(scope="session")
+def file_videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("files")
+    return {"clip": make_video(root / "Ünïcode clip 片段.mp4", seconds=2)}
+
+
+@pytest.fixture(autouse=True)
+def _videos(file_videos):
+    VIDEOS.update(file_videos)
+
+
+def stage(client, path=None):
+    with open(path or VIDEOS["clip"], "rb") as f:
+        return client.post("/api/files/", {"files": f})
+
+
+@pytest.fixture
+def staged(transactional_db, client_for, alice):
+    client = client_for(alice)
+    response = stage(client)
+    assert response.status_code == 201, response.content
+    (body,) = response.json()
+    return client, body
+
+
+def test_it_stages_an_upload_with_its_media_info(staged):
+    client, body = staged
+    assert body["name"] == "Ünïcode clip 片段.mp4" and body["role"] == "input" and body["task_id"] is None
+    assert body["media"]["width"] == 320 and body["media"]["duration"] == 2.0
+    stored = StoredFile.objects.get(pk=body["id"])
+    assert stored.stored_name == "Ünïcode clip 片段.mp4" and stored.abs_path.exists()
+    assert stored.size == stored.abs_path.stat().st_size and len(stored.sha256) == 64
+    assert stored.expires_at > timezone.now()
+
+
+def test_it_runs_a_task_on_a_staged_upload_once(staged):
+    client, body = staged
+    params = {"files": [body["id"]], "rects": [LOGO]}
+    response = client.post("/api/tasks/", {"kind": "watermark", "params": params}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    stored = StoredFile.objects.get(pk=body["id"])
+    assert str(stored.task_id) == response.json()["task_id"] and stored.expires_at is None
+    again = client.post("/api/tasks/", {"kind": "watermark", "params": params}, content_type="application/json")
+    assert again.status_code == 400 and again.json()["error"]["field"] == "files"
+
+
+def test_it_keeps_files_to_their_owner(staged, client_for, bob):
+    _client, body = staged
+    other = client_for(bob)
+    for url in (f"/api/files/{body['id']}/", f"/api/files/{body['id']}/download/", f"/api/files/{body['id']}/preview/"):
+        response = other.get(url)
+        assert response.status_code == 404 and "Ünïcode" not in response.content.decode()
+    assert other.delete(f"/api/files/{body['id']}/").status_code == 404
+    response = other.post("/api/tasks/", {"kind": "watermark", "params": {"files": [body["id"]], "rects": [LOGO]}},
+                          content_type="application/json")
+    assert response.status_code == 400 and "Unknown file" in response.json()["error"]["message"]
+    assert StoredFile.objects.get(pk=body["id"]).task_id is None
+    assert other.get("/api/files/not-a-uuid/").status_code == 404
+
+
+def test_it_renders_a_preview_frame(staged):
+    client, body = staged
+    response = client.get(f"/api/files/{body['id']}/preview/", {"t": 1.5, "width": 160})
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert response.content[:2] == b"\xff\xd8" and len(response.content) > 500
+    assert client.get(f"/api/files/{body['id']}/preview/", {"t": 99}).status_code == 400
+    assert client.get(f"/api/files/{body['id']}/preview/", {"width": 5}).status_code == 400
+
+
+def test_it_serves_ranges_with_the_original_name(staged):
+    client, body = staged
+    url = f"/api/files/{body['id']}/download/"
+    size = body["size"]
+    full = client.get(url)
+    content = b"".join(full.streaming_content)
+    assert full.status_code == 200 and len(content) == size and full["Accept-Ranges"] == "bytes"
+    disposition = full["Content-Disposition"]
+    assert disposition.startswith("attachment;") and "filename*=utf-8''%C3%9Cn%C3%AFcode%20clip%20" in disposition
+    part = client.get(url, HTTP_RANGE="bytes=10-19")
+    assert part.status_code == 206 and part["Content-Range"] == f"bytes 10-19/{size}"
+    assert b"".join(part.streaming_content) == content[10:20]
+    tail = client.get(url, HTTP_RANGE="bytes=-5")
+    assert b"".join(tail.streaming_content) == content[-5:]
+    rest = client.get(url, HTTP_RANGE=f"bytes={size - 3}-")
+    assert b"".join(rest.streaming_content) == content[-3:]
+    assert client.get(url, HTTP_RANGE=f"bytes={size}-").status_code == 416
+    assert client.get(url, {"inline": 1})["Content-Disposition"].startswith("inline;")
+
+
+def test_it_deletes_staged_uploads_but_not_files_in_use(staged):
+    client, body = staged
+    path = StoredFile.objects.get(pk=body["id"]).abs_path
+    assert client.delete(f"/api/files/{body['id']}/").status_code == 204
+    assert not path.exists() and not path.parent.exists()
+    (second,) = stage(client).json()
+    client.post("/api/tasks/", {"kind": "watermark", "params": {"files": [second["id"]], "rects": [LOGO]}},
+                content_type="application/json")
+    response = client.delete(f"/api/files/{second['id']}/")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "file_in_use"
+
+
+def test_it_expires_unused_uploads_and_removes_task_files_with_the_task(staged, alice, redis_conn):
+    client, body = staged
+    stale = StoredFile.objects.get(pk=body["id"])
+    StoredFile.objects.filter(pk=stale.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    services.cleanup_expired()
+    assert not StoredFile.objects.filter(pk=stale.pk).exists() and not stale.abs_path.exists()
+
+    (used,) = stage(client).json()
+    task_id = client.post("/api/tasks/", {"kind": "watermark", "params": {"files": [used["id"]], "rects": [LOGO]}},
+                          content_type="application/json").json()["task_id"]
+    task = Task.objects.get(pk=task_id)
+    services.task_cancel(task=task)
+    path = StoredFile.objects.get(pk=used["id"]).abs_path
+    assert path.exists()
+    Task.objects.filter(pk=task_id).update(expires_at=timezone.now() - timedelta(days=1))
+    services.cleanup_expired()
+    assert not Task.objects.filter(pk=task_id).exists()
+    assert not StoredFile.objects.filter(pk=used["id"]).exists() and not path.exists()
+
+
+def test_it_refuses_an_upload_that_is_not_a_video(transactional_db, client, tmp_path):
+    bogus = tmp_path / "résumé.pdf"
+    bogus.write_bytes(b"%PDF-1.4 not a video")
+    response = stage(client, bogus)
+    assert response.status_code == 400
+    assert "résumé.pdf is not a video that can be decoded" in response.json()["error"]["message"]
+    assert StoredFile.objects.count() == 0
+    assert client.post("/api/files/", {}).status_code == 400
