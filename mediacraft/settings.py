@@ -179,6 +179,7 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIACRAFT_MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
+MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MEDIACRAFT_MAX_JSON_KB", 1024, minimum=1) * 1024

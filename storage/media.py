@@ -89,8 +89,9 @@ def parse_info(text):
     return info
 
 
-def probe(path, timeout=60):
-    """Media information of a video ffmpeg can decode from start to end, or MediaError."""
+def probe(path, timeout=60, verify=True):
+    """Media information of a video ffmpeg can decode from start to end, or MediaError.
+    verify=False skips the decoding checks (for files ffmpeg itself just wrote)."""
     exe = ffmpeg_exe()
     run = subprocess.run([exe, "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True,
                          errors="replace", timeout=timeout)
@@ -100,6 +101,8 @@ def probe(path, timeout=60):
     info = parse_info(text)
     if not info["vcodec"] or not info["width"]:
         raise MediaError("no video stream")
+    if not verify:
+        return info
     # Decode the first frame and the last second: catches unreadable and truncated files.
     checks = [["-i", str(path), "-map", "0:v:0", "-frames:v", "1"]]
     if info["duration"] and info["duration"] > 1:

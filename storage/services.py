@@ -119,7 +119,7 @@ def file_register_output(*, task, path, name):
         for chunk in iter(lambda: f.read(MB), b""):
             digest.update(chunk)
     try:
-        media = probe(path) if path.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm") else {}
+        media = probe(path, verify=False) if path.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm") else {}
     except MediaError:
         media = {}
     position = StoredFile.objects.filter(task=task, role=StoredFile.Role.OUTPUT).count()
