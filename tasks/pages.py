@@ -1,0 +1,506 @@
+"""Server-rendered pages: new task, my tasks, task detail. Thin views over services and
+selectors; the templates render the same task JSON the API and the WebSocket send, so the page's
+JavaScript updates what the server drew with exactly the shape it receives."""
+
+import functools
+import json
+import math
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from tasks import selectors, services
+from tasks.errors import ApiError, InvalidParams, NotFound
+from tasks.events import public_task, task_snapshot
+from tasks.models import Task, TaskKind
+from tasks.processors import registry
+from users.services import visitor_ensure
+
+PAGE_SIZE = 20
+RECENT_ON_HOME = 5
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".webm", ".mov", ".mkv", ".ogv")
+
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "media-src 'self' blob:",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+# Labels of the statistics kinds report (ctx.progress(stats=...)); unknown keys show as they are.
+STAT_LABELS = {
+    # ffmpeg (watermark, merge)
+    "fps": gettext_lazy("Frames per second"),
+    "speed": gettext_lazy("Encoding speed"),
+    "out_seconds": gettext_lazy("Encoded"),
+    "total_seconds": gettext_lazy("Duration"),
+    # downloads
+    "download_speed": gettext_lazy("Download speed"),
+    "downloaded_size": gettext_lazy("Downloaded"),
+    "total_size": gettext_lazy("Total size"),
+    "total_files": gettext_lazy("Files"),
+    "completed_files": gettext_lazy("Files done"),
+    "failed_files": gettext_lazy("Files failed"),
+    "active_files": gettext_lazy("Downloading now"),
+    # STRM sync
+    "sync_type": gettext_lazy("Sync type"),
+    "profile": gettext_lazy("Profile"),
+    "listed": gettext_lazy("Listed"),
+    "processed": gettext_lazy("Processed"),
+    "generated": gettext_lazy("Generated"),
+    "skipped": gettext_lazy("Skipped"),
+    "failed": gettext_lazy("Failed"),
+    "deleted": gettext_lazy("Deleted"),
+    "folders": gettext_lazy("Folders"),
+    "files_per_second": gettext_lazy("Files per second"),
+    # any kind
+    "eta_seconds": gettext_lazy("Time left"),
+    "eta": gettext_lazy("Time left"),
+}
+HIDDEN_STATS = ("eta_source", "progress_percent")
+SPEED_STATS = ("download_speed", "speed", "files_per_second")  # the first present is the row's "speed"
+ETA_STATS = ("eta_seconds", "eta")
+
+
+def csp(view):
+    """Send a strict Content-Security-Policy: no inline script, style or event handlers."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        response.setdefault("Content-Security-Policy", CSP)
+        return response
+
+    return wrapper
+
+
+def viewer(request):
+    return request.user if request.user.is_authenticated else None
+
+
+def client_strings():
+    """Every text the pages' JavaScript shows, in the active language (no JS catalogue)."""
+    return {
+        "live": _("Live"),
+        "connecting": _("Connecting…"),
+        "reconnecting": _("Reconnecting…"),
+        "live_title": _("Updates arrive as they happen."),
+        "reconnecting_title": _("The live connection dropped; checking for updates every few seconds meanwhile."),
+        "uploading": _("Uploading %(done)s of %(total)s (%(percent)s%%)"),
+        "upload_processing": _("Upload complete; checking the files…"),
+        "upload_cancelled": _("Upload cancelled. Nothing was submitted."),
+        "upload_failed": _("The upload failed: the connection was lost. Try again."),
+        "checking_form": _("Checking…"),
+        "server_error": _("The server could not handle the request (HTTP %(status)s). Try again in a moment."),
+        "network_error": _("Could not reach the server. Check your connection and try again."),
+        "cancelling": _("Cancelling…"),
+        "cancel": _("Cancel"),
+        "download": _("Download"),
+        "deleted_here": _("This task has been deleted."),
+        "notify_on": _("Notifications on"),
+        "notify_off": _("Notify me"),
+        "notify_blocked": _("Notifications are blocked in this browser's site settings."),
+        "notify_unsupported": _("This browser cannot show notifications."),
+        "notify_enabled": _("You will be notified when a task finishes or fails."),
+        "notify_disabled": _("Notifications turned off."),
+        "notify_completed": _("Task completed"),
+        "notify_failed": _("Task failed"),
+        "notify_timeout": _("Task timed out"),
+        "confirm_delete": _("Delete this task and its result files? This cannot be undone."),
+        "confirm_cancel": _("Cancel this task? A running tool is stopped and its partial output removed."),
+        "confirm_revoke": _("Revoke this token? Scripts using it stop working at once."),
+        "copied": _("Copied to the clipboard."),
+        "copy_failed": _("Could not copy; select the text and copy it yourself."),
+        "stats": {key: str(label) for key, label in STAT_LABELS.items()},
+        "stats_hidden": list(HIDDEN_STATS),
+        "stats_speed": list(SPEED_STATS),
+        "stats_eta": list(ETA_STATS),
+    }
+
+
+def status_rules():
+    """Which actions each status allows: the page's JavaScript reads this, never hard-codes statuses."""
+    return {
+        "cancellable": [s for s in Task.Status.values if s not in Task.TERMINAL],
+        "retryable": list(Task.RETRYABLE_BY_USER),
+        "deletable": list(Task.TERMINAL),
+        "terminal": list(Task.TERMINAL),
+        "finished_ok": [Task.Status.COMPLETED],
+        "finished_bad": [Task.Status.FAILED, Task.Status.TIMEOUT],
+    }
+
+
+def client_labels():
+    from tasks import messages as codes
+
+    return {
+        "statuses": {value: str(label) for value, label in Task.Status.choices},
+        "stages": {code: str(label) for code, label in codes.STAGES.items() if code},
+    }
+
+
+def page_context(request, **context):
+    from django.templatetags.static import static
+
+    context.setdefault("client", {"strings": client_strings(), "rules": status_rules(), "labels": client_labels(),
+                                  "icons": static("mediacraft/icons.svg")})
+    return context
+
+
+def _parse_time(value):
+    return datetime.fromisoformat(value) if value else None
+
+
+SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+
+
+def format_bytes(value):
+    """1024-based, one decimal (as format.js formatBytes, so live updates do not change the look)."""
+    number, unit = float(value or 0), 0
+    while abs(number) >= 1024 and unit < len(SIZE_UNITS) - 1:
+        number, unit = number / 1024, unit + 1
+    return f"{round(number)}\xa0B" if unit == 0 else f"{number:.1f}\xa0{SIZE_UNITS[unit]}"
+
+
+def format_duration(seconds, always_hours=False):
+    """H:MM:SS, or M:SS under an hour (as format.js formatDuration)."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours or always_hours else f"{minutes}:{secs:02d}"
+
+
+def format_stat(key, value):
+    """The same formatting as static/mediacraft/js/format.js formatStat()."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        if key == "eta" or key.startswith("eta_") or key.endswith("_seconds"):
+            return format_duration(value)
+        if key == "speed":  # ffmpeg: a multiple of real time
+            return f"{value:.1f}×"
+        if key.endswith("_speed") or key.endswith("bytes_per_second"):
+            return f"{format_bytes(value)}/s"
+        if key.endswith("_per_second"):
+            return f"{value:.1f}/s"
+        if key.endswith("_size") or "bytes" in key:
+            return format_bytes(value)
+        if isinstance(value, float) and not value.is_integer():
+            return f"{value:.1f}"
+        return f"{int(value)}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def stats_rows(stats):
+    """[{key, label, value}] of the stats worth showing (an unknown value, None, is left out)."""
+    rows = []
+    for key, value in (stats or {}).items():
+        if key in HIDDEN_STATS or key.startswith("_") or value is None or value == "":
+            continue
+        rows.append({"key": key, "label": str(STAT_LABELS.get(key, key.replace("_", " "))), "value": format_stat(key, value)})
+    return rows
+
+
+def file_view(item):
+    """A file of the task JSON (inputs, outputs) for templates; static/mediacraft/js/tasks.js
+    renderOutput() draws the same."""
+    name, media = str(item.get("name", "")), item.get("media") or {}
+    url = str(item.get("url", ""))
+    is_video = name.lower().endswith(VIDEO_SUFFIXES) or bool(media.get("width") and media.get("duration"))
+    return dict(item, is_video=is_video, size_text=format_bytes(item.get("size") or 0),
+                play_url=f"{url}{'&' if '?' in url else '?'}inline=1")
+
+
+def summary(data):
+    """(stage, message, stats rows) worth showing for a task JSON; static/mediacraft/js/tasks.js
+    summary() is the same. A finished task shows its error (or nothing), never a stale stage,
+    speed or time left; a message that only repeats the stage is left out."""
+    terminal = data["status"] in Task.TERMINAL
+    stage = "" if terminal else data["stage_label"]
+    if terminal:
+        message = data["error"]["message"] if data["error"] else ""
+    else:
+        message = "" if data["message"] == stage else data["message"]
+    rows = [r for r in stats_rows(data["stats"]) if not (terminal and r["key"] in SPEED_STATS + ETA_STATS)]
+    return stage, message, rows
+
+
+def param_labels(task, user):
+    """{param path: label} from the kind's page form, so the detail page says "Seconds", not
+    "args.seconds". Empty when the kind has no form for this user (any more)."""
+    processor = registry().get(task.kind)
+    form_class = processor.form_class(user) if processor is not None else None
+    if form_class is None:
+        return {}
+    initial = {k: v for k, v in task.params.items() if isinstance(v, (str, int, float))} if isinstance(task.params, dict) else {}
+    form = form_class(prefix=task.kind, initial=initial)
+    return {path: str(form.fields[name].label) for path, name in form.param_fields().items()
+            if name in form.fields and path not in form.COMMON_FIELDS and form.fields[name].label}
+
+
+def param_rows(params, labels=None, prefix=""):
+    """Nested params flattened into (name, value) rows for the detail page."""
+    rows = []
+    for key, value in (params or {}).items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows.extend(param_rows(value, labels, f"{path}."))
+        else:
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            rows.append({"path": path, "name": (labels or {}).get(path) or path.replace(".", " › "), "value": shown})
+    return rows
+
+
+def timeline_rows(timeline):
+    """Status changes and stage changes, each with its label, in order."""
+    from tasks import messages as codes
+
+    rows = []
+    for entry in timeline or []:
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("status") in Task.Status.values:
+            rows.append({"kind": "status", "value": entry["status"], "label": str(Task.Status(entry["status"]).label),
+                         "at": _parse_time(entry.get("at")), "at_iso": entry.get("at")})
+        elif "stage" in entry:
+            label = codes.render(codes.STAGES, entry["stage"]) if entry["stage"] in codes.STAGES else entry["stage"]
+            if not label or (rows and rows[-1]["label"] == label):
+                continue  # e.g. the stage "running" right after the status "running"
+            rows.append({"kind": "stage", "value": entry["stage"], "label": label,
+                         "at": _parse_time(entry.get("at")), "at_iso": entry.get("at")})
+    return rows
+
+
+def task_view(task, labels=None):
+    """The task JSON plus what templates need to draw it (parsed times, formatted stats)."""
+    data = public_task(task_snapshot(task))
+    view = dict(data)
+    view["json"] = data
+    for name in ("created_at", "queued_at", "started_at", "finished_at", "expires_at", "retry_at"):
+        view[name] = _parse_time(data[name])
+    view["display_title"] = data["title"] or data["kind_label"]
+    view["stage_text"], view["message_text"], view["stats_rows"] = summary(data)
+    by_key = {r["key"]: r["value"] for r in view["stats_rows"]}
+    view["speed"] = next((by_key[k] for k in SPEED_STATS if k in by_key), "")
+    view["eta"] = next((by_key[k] for k in ETA_STATS if k in by_key), "")
+    view["param_rows"] = param_rows(data["params"], labels)
+    view["timeline_rows"] = timeline_rows(data["timeline"])
+    view["result_text"] = json.dumps(data["result"], ensure_ascii=False, indent=2) if data["result"] is not None else ""
+    view["outputs"] = [file_view(o) for o in data["outputs"]]
+    view["inputs"] = [file_view(f) for f in data.get("inputs", [])]
+    if view["inputs"]:  # named files instead of the ids in params["files"]
+        view["param_rows"] = [r for r in view["param_rows"] if not r["path"].startswith("files")]
+    view["percent"] = int(math.floor(data["progress"]))
+    view["timeout_text"] = format_duration(data["timeout"], always_hours=True)
+    view["cancellable"] = data["status"] not in Task.TERMINAL
+    processor = registry().get(task.kind)
+    retry_statuses = tuple(processor.retry_statuses(task)) if processor is not None else Task.RETRYABLE_BY_USER
+    view["retry_also"] = " ".join(s for s in retry_statuses if s not in Task.RETRYABLE_BY_USER)
+    view["retryable"] = data["status"] in retry_statuses
+    view["deletable"] = data["status"] in Task.TERMINAL
+    view["cancel_requested"] = bool(task.cancel_requested_at)
+    return view
+
+
+def blank_task_view():
+    """An empty row for the <template> the page clones when a new task arrives live."""
+    task = Task(id="00000000-0000-0000-0000-000000000000", kind=TaskKind.COMMAND, status=Task.Status.PENDING,
+                timeout=0, timeline=[])
+    task.created_at = None
+    return task_view(task)
+
+
+def kinds_for(user):
+    """[(kind, label, form class)] of the kinds the viewer may run from the pages, in TaskKind order."""
+    order = {value: i for i, value in enumerate(TaskKind.values)}
+    found = []
+    for kind, processor in sorted(registry().items(), key=lambda item: (order.get(item[0], 99), item[0])):
+        if not processor.user_may_run(user):
+            continue
+        form_class = processor.form_class(user)
+        if form_class is None:
+            continue
+        label = TaskKind(kind).label if kind in TaskKind.values else kind
+        found.append((kind, str(label), form_class, processor))
+    return found
+
+
+def _new_task_context(request, kinds, kind, form):
+    user = viewer(request)
+    recent = [task_view(t) for t in selectors.task_list(user=user)[:RECENT_ON_HOME]] if user else []
+    return page_context(
+        request, kinds=[(k, label) for k, label, _c, _p in kinds], kind=kind, form=form,
+        processor=next((p for k, _l, _c, p in kinds if k == kind), None),
+        recent=recent, row_template=blank_task_view(), live=True, nav="new",
+    )
+
+
+@csp
+def home(request):
+    return task_new(request, kind=None)
+
+
+@csp
+def task_new(request, kind=None):
+    user = viewer(request)
+    kinds = kinds_for(user)
+    if not kinds:
+        return render(request, "tasks/new.html", _new_task_context(request, kinds, None, None))
+    if kind is None:
+        kind = kinds[0][0]
+    form_class = next((c for k, _l, c, _p in kinds if k == kind), None)
+    if form_class is None:
+        raise Http404()
+    if request.method != "POST":
+        initial = {"template": request.GET["template"]} if request.GET.get("template") else {}
+        form = form_class(prefix=kind, initial=initial)
+        return render(request, "tasks/new.html", _new_task_context(request, kinds, kind, form))
+
+    prepare = request.headers.get("X-MediaCraft-Prepare") == "1"
+    form = form_class(request.POST, request.FILES, prefix=kind)
+    if prepare:
+        form.for_prepare()
+    too_large = request.META.get("mediacraft.too_large")
+    if too_large:  # the upload handler dropped the file: say why instead of "this field is required"
+        field = form.field_for("files")
+        form.errors[field] = form.error_class([_("%(name)s is larger than the %(limit)s MB upload limit.") % {
+            "name": too_large[0], "limit": settings.MEDIACRAFT_MAX_UPLOAD_MB}])
+    try:
+        if not too_large and form.is_valid():
+            if prepare:
+                return JsonResponse({"submission": form.submission(), "field_map": form.field_map()})
+            try:
+                task = _submit(request, user, kind, form)
+            except InvalidParams as exc:
+                form.add_invalid_params(exc)
+            except ApiError as exc:
+                form.add_error(form.field_for(exc.extra.get("field")), str(exc.message))
+            else:
+                return redirect(f"{reverse('task_detail', args=[task.pk])}?created=1")
+    finally:
+        for upload in (f for files in request.FILES.lists() for f in files[1]):
+            getattr(upload, "discard", upload.close)()
+    if prepare:
+        errors = {form[name].auto_id if name in form.fields else "": [str(e) for e in errs]
+                  for name, errs in form.errors.items()}
+        return JsonResponse({"errors": errors}, status=400)
+    return render(request, "tasks/new.html", _new_task_context(request, kinds, kind, form), status=400)
+
+
+def _submit(request, user, kind, form):
+    """task_submit from a valid form. Uploads are stored first for kinds that keep files (as the
+    API does), and removed again if the task is refused."""
+    options = {"kind": kind, "params": form.to_params(), "priority": form.cleaned_data.get("priority") or 5,
+               "title": form.cleaned_data.get("title") or ""}
+    files = form.uploaded_files()
+    processor = registry()[kind]
+    if not (files and processor.accepts_files):
+        return services.task_submit(owner=user, owner_factory=lambda: visitor_ensure(request), files=files, **options)
+    from storage.api import store_uploads
+
+    owner = user or visitor_ensure(request)
+    stored = store_uploads(owner, files)
+    try:
+        return services.task_submit(owner=owner, files=stored, **options)
+    except Exception:
+        for stored_file in stored:
+            stored_file.delete()
+        raise
+
+
+@csp
+@require_GET
+def task_list(request):
+    user = viewer(request)
+    status = request.GET.get("status", "")
+    kind = request.GET.get("kind", "")
+    status = status if status in Task.Status.values else ""
+    kind = kind if kind in TaskKind.values else ""
+    qs = selectors.task_list(user=user, status=status or None, kind=kind or None)
+    count = qs.count()
+    pages = max(1, math.ceil(count / PAGE_SIZE))
+    try:
+        page = min(max(1, int(request.GET.get("page", "1"))), pages)
+    except ValueError:
+        page = 1
+    tasks = [task_view(t) for t in qs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]]
+    has_any = count > 0 or (user is not None and selectors.task_list(user=user).exists())
+    return render(request, "tasks/list.html", page_context(
+        request, tasks=tasks, count=count, page=page, pages=pages, page_size=PAGE_SIZE,
+        status=status, kind=kind, has_any=has_any, filtered=bool(status or kind),
+        statuses=Task.Status.choices, kind_choices=TaskKind.choices, row_template=blank_task_view(),
+        live=True, nav="tasks",
+    ))
+
+
+def _get_task(request, task_id):
+    try:
+        return selectors.task_get_for_user(user=viewer(request), task_id=task_id)
+    except NotFound:
+        raise Http404() from None
+
+
+@csp
+@require_GET
+def task_detail(request, task_id):
+    task = _get_task(request, task_id)
+    return render(request, "tasks/detail.html", page_context(
+        request, task=task_view(task, param_labels(task, viewer(request))), created=request.GET.get("created") == "1",
+        live=True, nav="tasks",
+    ))
+
+
+ACTIONS = {
+    "cancel": (services.task_cancel, gettext_lazy("Cancellation requested.")),
+    "retry": (services.task_retry, gettext_lazy("The task will run again.")),
+    "delete": (services.task_delete, gettext_lazy("Task deleted.")),
+}
+
+
+@require_POST
+def task_action(request, task_id, action):
+    """The no-JavaScript path of the action buttons (with JavaScript they call the API)."""
+    if action not in ACTIONS:
+        raise Http404()
+    task = _get_task(request, task_id)
+    service, done = ACTIONS[action]
+    try:
+        service(task=task)
+        messages.success(request, str(done))
+    except ApiError as exc:
+        messages.error(request, str(exc.message))
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = reverse("task_list") if action == "delete" else reverse("task_detail", args=[task_id])
+    if action == "delete" and str(task_id) in target:
+        target = reverse("task_list")
+    return redirect(target)
+
+
+def page_not_found(request, exception=None):
+    return csp(lambda r: render(r, "404.html", page_context(r, nav=""), status=404))(request)
+
+
+def server_error(request):
+    """No database, no context processors: a plain page that cannot fail in turn."""
+    from django.http import HttpResponseServerError
+    from django.template import loader
+
+    return HttpResponseServerError(loader.get_template("500.html").render({}))

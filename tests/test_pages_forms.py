@@ -1,0 +1,144 @@
+"""The new-task form contract: Processor.form_class(user) gives a TaskForm whose cleaned data
+maps to the kind's params; the command kind's form is generated from its templates' schemas;
+Processor.validate stays the authority and its errors land on the right field."""
+
+import pytest
+from django.utils import translation
+
+from tasks.errors import InvalidParams
+from tasks.forms import TaskForm
+from tasks.models import CommandTemplate
+from tasks.processors import Processor, get_processor, registry
+
+P = "command-"
+
+
+@pytest.fixture
+def templates(db):
+    CommandTemplate.objects.filter(name="countdown").delete()
+    open_one = CommandTemplate.objects.create(
+        name="greet", description="Says hello", allow_everyone=True, argv=["echo", "{who}"],
+        param_schema=[
+            {"name": "who", "required": True, "pattern": "[a-z]{1,10}", "help": {"en": "Who to greet", "zh-hans": "问候谁"},
+             "label": {"en": "Name", "zh-hans": "名字"}},
+            {"name": "times", "type": "integer", "min": 1, "max": 5, "default": 2},
+            {"name": "ratio", "type": "number", "min": 0},
+            {"name": "loud", "type": "boolean"},
+            {"name": "tone", "choices": ["warm", "dry"]},
+        ],
+    )
+    operator_only = CommandTemplate.objects.create(
+        name="wipe", argv=["true", "{depth}"], param_schema=[{"name": "depth", "type": "integer", "required": True}],
+    )
+    CommandTemplate.objects.create(name="off", enabled=False, allow_everyone=True, argv=["true"])
+    return open_one, operator_only
+
+
+def form_for(user, data=None):
+    cls = get_processor("command").form_class(user)
+    return cls(data, prefix="command") if data is not None else cls(prefix="command")
+
+
+def test_it_gives_every_processor_the_form_contract():
+    assert Processor.form_class.__doc__ and "TaskForm" in Processor.form_class.__doc__
+    for processor in registry().values():
+        assert hasattr(processor, "form_class")
+
+
+def test_it_offers_visitors_only_the_open_templates_and_operators_all(templates, alice, charlie):
+    assert [c for c, _l in form_for(None).fields["template"].choices] == ["greet"]
+    assert [c for c, _l in form_for(charlie).fields["template"].choices] == ["greet"]
+    assert [c for c, _l in form_for(alice).fields["template"].choices] == ["greet", "wipe"]
+
+
+def test_it_hides_the_kind_when_no_template_is_open(db, charlie):
+    CommandTemplate.objects.all().delete()
+    CommandTemplate.objects.create(name="wipe", argv=["true"])
+    assert get_processor("command").form_class(charlie) is None
+
+
+def test_it_generates_typed_fields_with_labels_and_help_from_the_schema(templates, alice):
+    form = form_for(alice)
+    assert issubclass(type(form), TaskForm) and form.kind == "command"
+    who, times, ratio = form.fields["greet__who"], form.fields["greet__times"], form.fields["greet__ratio"]
+    assert who.required and who.label == "Name" and who.help_text.startswith("Who to greet")
+    assert "pattern" in who.help_text
+    assert type(times).__name__ == "IntegerField" and times.min_value == 1 and times.max_value == 5
+    assert times.initial == 2 and "from 1 to 5" in times.help_text and "Default: 2" in times.help_text
+    assert type(ratio).__name__ == "FloatField" and "at least 0" in ratio.help_text
+    assert type(form.fields["greet__loud"]).__name__ == "BooleanField"
+    assert [c for c, _l in form.fields["greet__tone"].choices] == ["", "warm", "dry"]
+    html = str(form["greet__times"])
+    assert 'min="1"' in html and 'max="5"' in html and 'aria-describedby="id_command-greet__times_helptext"' in html
+    groups = {switch: [f.name for f in fields] for _legend, _desc, switch, fields in form.fieldsets()}
+    assert groups == {"greet": ["greet__who", "greet__times", "greet__ratio", "greet__loud", "greet__tone"],
+                      "wipe": ["wipe__depth"]}
+    assert form.switch_id == "id_command-template"
+
+
+def test_it_translates_labels_help_texts_and_errors(templates, alice):
+    with translation.override("zh-hans"):
+        form = form_for(alice, {P + "template": "greet", P + "priority": "5", P + "greet__times": "abc"})
+        assert form.fields["greet__who"].label == "名字"
+        assert form.fields["greet__who"].help_text.startswith("问候谁")
+        assert not form.is_valid()
+        assert form.errors["greet__who"] == ["这个字段是必填项。"]
+        assert form.errors["greet__times"] == ["输入整数。"]
+
+
+def test_it_maps_cleaned_data_to_params_of_the_chosen_template_only(templates, alice):
+    form = form_for(alice, {P + "template": "greet", P + "priority": "7", P + "title": "Hi",
+                            P + "greet__who": "bob", P + "greet__times": "3", P + "greet__loud": "on",
+                            P + "wipe__depth": "not a number"})
+    assert form.is_valid(), form.errors
+    assert form.to_params() == {"template": "greet", "args": {"who": "bob", "times": 3, "loud": True}}
+    assert form.submission() == {"kind": "command", "params": form.to_params(), "title": "Hi", "priority": 7}
+    params = get_processor("command").validate(params=form.to_params(), files=[], user=alice)
+    assert params == {"template": "greet", "args": {"who": "bob", "times": 3, "loud": True}}
+
+
+def test_it_requires_the_fields_of_the_chosen_template(templates, alice):
+    form = form_for(alice, {P + "template": "wipe", P + "priority": "5"})
+    assert not form.is_valid()
+    assert set(form.errors) == {"wipe__depth"}
+
+
+def test_it_puts_validate_errors_back_on_the_field_they_name(templates, alice):
+    form = form_for(alice, {P + "template": "greet", P + "priority": "5", P + "greet__who": "NOT lower"})
+    assert form.is_valid()
+    with pytest.raises(InvalidParams) as caught:
+        get_processor("command").validate(params=form.to_params(), files=[], user=alice)
+    form.add_invalid_params(caught.value)
+    assert "does not match the pattern" in form.errors["greet__who"][0]
+    assert form.field_for("args.who") == "greet__who"
+    assert form.field_for("template") == "template"
+    assert form.field_for("args") is None and form.field_for("files") is None
+    assert form.field_map()["args.who"] == "id_command-greet__who"
+    form.add_invalid_params(InvalidParams("whole form", None))
+    assert form.non_field_errors() == ["whole form"]
+
+
+def test_it_sends_upload_fields_in_order_and_does_not_require_them_before_the_upload(db):
+    from django import forms
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tasks.forms import MultipleFileField
+
+    class TwoUploads(TaskForm):
+        kind = "merge"
+        first = forms.FileField()
+        rest = MultipleFileField()
+        mode = forms.ChoiceField(choices=[("copy", "copy")])
+
+    one, two, three = (SimpleUploadedFile(n, b"x" * i) for i, n in enumerate(("a.mp4", "b.mp4", "c.mp4"), 1))
+    from django.utils.datastructures import MultiValueDict
+
+    form = TwoUploads({"priority": "5", "mode": "copy"}, MultiValueDict({"first": [one], "rest": [two, three]}))
+    assert form.is_valid(), form.errors
+    assert form.upload_fields() == ["first", "rest"] and form.has_uploads
+    assert [f.name for f in form.uploaded_files()] == ["a.mp4", "b.mp4", "c.mp4"]
+    assert form.to_params() == {"mode": "copy"}
+    assert form.field_for("files") == "first" and form.field_for("mode") == "mode"
+    prepared = TwoUploads({"priority": "5", "mode": "copy"}).for_prepare()
+    assert prepared.is_valid(), prepared.errors
+    assert prepared.submission() == {"kind": "merge", "params": {"mode": "copy"}, "title": "", "priority": 5}

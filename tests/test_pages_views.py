@@ -1,0 +1,324 @@
+"""The pages over HTTP (no browser): submit through the form, list, detail, actions without
+JavaScript, the account page, ownership 404s, language, limits, escaping and headers."""
+
+import json
+import re
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from tasks.models import CommandTemplate, Task, TaskKind
+from tasks.pages import CSP
+
+S = Task.Status
+P = "command-"
+
+
+@pytest.fixture
+def open_tool(db, redis_conn):
+    CommandTemplate.objects.filter(name="countdown").delete()
+    return CommandTemplate.objects.create(
+        name="demo", description="A demo tool", allow_everyone=True, argv=["{python}", "-c", "print('{word}')"],
+        param_schema=[{"name": "word", "required": True, "pattern": "[a-z]{1,12}"},
+                      {"name": "times", "type": "integer", "min": 1, "max": 9, "default": 3}],
+    )
+
+
+def form_data(**fields):
+    """The demo tool's form as a browser posts it: word=... becomes command-demo__word."""
+    data = {P + "template": "demo", P + "priority": "5", P + "title": ""}
+    for name, value in fields.items():
+        data[P + (name if name in ("template", "priority", "title") else f"demo__{name}")] = value
+    return data
+
+
+def html_text(response):
+    return re.sub(r"\s+", " ", response.content.decode())
+
+
+def make_task(owner, **fields):
+    defaults = {"kind": TaskKind.COMMAND, "params": {"template": "demo", "args": {}}, "timeout": 60,
+                "status": S.COMPLETED, "timeline": []}
+    defaults.update(fields)
+    return Task.objects.create(owner=owner, **defaults)
+
+
+def test_it_renders_the_new_task_form_for_a_first_time_visitor(open_tool):
+    home = html_text(Client().get("/"))
+    assert "New task" in home and 'href="/new/command/"' in home or 'name="command-template"' in home
+    response = Client().get("/new/command/")
+    assert response.status_code == 200
+    text = html_text(response)
+    assert 'name="command-template"' in text and 'name="command-demo__word"' in text
+    assert 'name="csrfmiddlewaretoken"' in text
+    assert "A demo tool" in text and "A whole number from 1 to 9. Default: 3." in text
+    assert response["Content-Security-Policy"] == CSP
+    assert "<script>" not in text and " onclick=" not in text and " style=" not in text
+    client = json.loads(re.search(r'<script id="mc-client" type="application/json">(.*?)</script>', text).group(1))
+    assert client["strings"]["live"] == "Live"
+    assert client["rules"]["retryable"] == list(Task.RETRYABLE_BY_USER)
+    assert client["labels"]["statuses"]["timeout"] == "Timed out"
+
+
+def test_it_submits_through_the_form_and_lands_on_the_detail_page(open_tool):
+    browser = Client()
+    response = browser.post("/new/command/", form_data(word="hello", title="My first"))
+    assert response.status_code == 302
+    task = Task.objects.get()
+    assert response["Location"] == f"/tasks/{task.pk}/?created=1"
+    assert task.params == {"template": "demo", "args": {"word": "hello", "times": 3}} and task.title == "My first"
+    assert task.owner.username.startswith("visitor-")
+    detail = html_text(browser.get(response["Location"]))
+    assert "Task created." in detail and "My first" in detail
+    assert "Word" in detail and "Times" in detail and "hello" in detail  # params shown with their form labels
+    listing = html_text(browser.get("/tasks/"))
+    assert f'data-task-id="{task.pk}"' in listing
+
+
+def test_it_shows_form_and_processor_errors_on_their_fields(open_tool):
+    browser = Client()
+    response = browser.post("/new/command/", form_data(word="", times="12"))
+    assert response.status_code == 400
+    text = html_text(response)
+    assert 'id="id_command-demo__word_error"' in text and "This field is required." in text
+    assert "Ensure this value is less than or equal to 9." in text
+    assert 'aria-invalid="true"' in text
+    response = browser.post("/new/command/", form_data(word="NOPE"))  # the processor's pattern check
+    assert response.status_code == 400
+    error = re.search(r'id="id_command-demo__word_error"[^>]*>(.*?)</p>', html_text(response)).group(1)
+    assert "does not match the pattern" in error
+    assert Task.objects.count() == 0 and get_user_model().objects.count() == 0  # no identity for a refused submit
+
+
+def test_it_says_clearly_when_a_limit_is_hit(open_tool, settings, alice):
+    settings.MEDIACRAFT_USER_MAX_PENDING = 1
+    settings.MEDIACRAFT_GLOBAL_CONCURRENCY = 1
+    make_task(alice, status=S.RUNNING)
+    browser = Client()
+    browser.force_login(alice)
+    first = browser.post("/new/command/", form_data(word="one"))
+    assert first.status_code == 302
+    detail = html_text(browser.get(first["Location"]))
+    assert "You already have 1 tasks running (limit 1); this one will start when one finishes." in detail
+    refused = html_text(browser.post("/new/command/", form_data(word="two")))
+    assert "You already have 1 tasks waiting; wait for some to finish or cancel them." in refused
+    assert 'class="form-errors"' in refused and "data-form-errors role=\"alert\" hidden" not in refused
+
+
+def test_it_prepares_an_upload_submission_as_json(open_tool):
+    browser = Client()
+    ok = browser.post("/new/command/", form_data(word="hi", times="2"), HTTP_X_MEDIACRAFT_PREPARE="1")
+    assert ok.status_code == 200
+    assert ok.json() == {
+        "submission": {"kind": "command", "params": {"template": "demo", "args": {"word": "hi", "times": 2}},
+                       "title": "", "priority": 5},
+        "field_map": {"template": "id_command-template", "args.word": "id_command-demo__word",
+                      "args.times": "id_command-demo__times", "title": "id_command-title", "priority": "id_command-priority"},
+    }
+    bad = browser.post("/new/command/", form_data(word=""), HTTP_X_MEDIACRAFT_PREPARE="1")
+    assert bad.status_code == 400 and list(bad.json()["errors"]) == ["id_command-demo__word"]
+    assert Task.objects.count() == 0
+
+
+def test_it_lists_my_tasks_newest_first_with_filters_and_pages(open_tool, alice, bob, monkeypatch):
+    monkeypatch.setattr("tasks.pages.PAGE_SIZE", 3)
+    now = timezone.now()
+    for i in range(5):
+        task = make_task(alice, title=f"task {i}", status=S.FAILED if i % 2 else S.COMPLETED)
+        Task.objects.filter(pk=task.pk).update(created_at=now - timezone.timedelta(minutes=10 - i))
+    make_task(bob, title="bob's")
+    browser = Client()
+    browser.force_login(alice)
+    first = html_text(browser.get("/tasks/"))
+    assert re.findall(r'data-f="display_title"[^>]*>(task \d)<', first) == ["task 4", "task 3", "task 2"]
+    assert "bob's" not in first and "Page 1 of 2" in first and 'rel="next" href="?page=2"' in first
+    second = html_text(browser.get("/tasks/?page=2"))
+    assert re.findall(r'data-f="display_title"[^>]*>(task \d)<', second) == ["task 1", "task 0"]
+    failed = html_text(browser.get("/tasks/?status=failed"))
+    assert re.findall(r'data-f="display_title"[^>]*>(task \d)<', failed) == ["task 3", "task 1"]
+    assert '<option value="failed" selected>' in failed
+    assert 'data-status="failed"' in failed
+    none = html_text(browser.get("/tasks/?kind=download"))
+    assert "No tasks match these filters" in none
+    junk = browser.get("/tasks/?status=nonsense&page=banana")
+    assert junk.status_code == 200
+
+
+def test_it_shows_an_empty_state_to_a_new_visitor(open_tool):
+    text = html_text(Client().get("/tasks/"))
+    assert "No tasks yet" in text and 'href="/"' in text
+    assert "data-filters" not in text
+
+
+def test_it_renders_stored_text_inert(open_tool, alice):
+    task = make_task(alice, title='<img src=x onerror="alert(1)">', status=S.FAILED, error_code="command_failed",
+                     error_params={"exit_code": 3}, error_detail="<script>alert(2)</script>",
+                     result={"html": "<b>bold</b>"})
+    browser = Client()
+    browser.force_login(alice)
+    for url in ("/tasks/", f"/tasks/{task.pk}/"):
+        text = browser.get(url).content.decode()
+        assert '<img src=x' not in text and "<script>alert" not in text and "<b>bold" not in text
+        assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text
+    detail = html_text(browser.get(f"/tasks/{task.pk}/"))
+    assert "The tool exited with code 3." in detail and "Technical details" in detail
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in detail
+
+
+def test_it_answers_404_for_someone_elses_task_and_for_nonsense(open_tool, alice, bob):
+    task = make_task(bob)
+    browser = Client()
+    browser.force_login(alice)
+    for url in (f"/tasks/{task.pk}/", f"/tasks/{uuid.uuid4()}/", "/tasks/not-a-uuid/", "/nowhere/"):
+        response = browser.get(url)
+        assert response.status_code == 404, url
+        assert "There is nothing here" in response.content.decode()
+    assert Client().get(f"/tasks/{task.pk}/").status_code == 404
+    assert browser.post(f"/tasks/{task.pk}/cancel/").status_code == 404
+    assert Task.objects.filter(pk=task.pk).exists()
+
+
+def test_it_runs_the_actions_without_javascript(open_tool, alice):
+    task = make_task(alice, status=S.PENDING)
+    browser = Client()
+    browser.force_login(alice)
+    assert browser.get(f"/tasks/{task.pk}/cancel/").status_code == 405
+    response = browser.post(f"/tasks/{task.pk}/cancel/", {"next": "/tasks/"})
+    assert response.status_code == 302 and response["Location"] == "/tasks/"
+    assert Task.objects.get(pk=task.pk).status == S.CANCELLED
+    assert "Cancellation requested." in html_text(browser.get("/tasks/"))
+    response = browser.post(f"/tasks/{task.pk}/retry/", {"next": "https://evil.example/"})
+    assert response["Location"] == f"/tasks/{task.pk}/"
+    assert Task.objects.get(pk=task.pk).status in (S.PENDING, S.QUEUED)
+    refused = browser.post(f"/tasks/{task.pk}/delete/", {"next": f"/tasks/{task.pk}/"})
+    assert "Cancel the task before deleting it." in html_text(browser.get(refused["Location"]))
+    browser.post(f"/tasks/{task.pk}/cancel/")
+    deleted = browser.post(f"/tasks/{task.pk}/delete/", {"next": f"/tasks/{task.pk}/"})
+    assert deleted["Location"] == "/tasks/" and not Task.objects.filter(pk=task.pk).exists()
+    assert browser.post(f"/tasks/{task.pk}/explode/").status_code == 404
+
+
+def test_it_needs_csrf_on_page_forms(open_tool, alice):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    assert browser.post("/new/command/", form_data(word="hello")).status_code == 403
+    assert browser.post("/account/tokens/", {"token-name": "x"}).status_code == 403
+    assert Task.objects.count() == 0
+
+
+def test_it_claims_logs_out_and_logs_back_in_from_the_account_page(open_tool):
+    browser = Client()
+    assert "You have not started anything yet" in html_text(browser.get("/account/"))
+    browser.post("/new/command/", form_data(word="mine"))
+    task = Task.objects.get()
+    page = html_text(browser.get("/account/"))
+    assert "You are a visitor" in page and "Claim this account" in page
+    refused = browser.post("/account/logout/")
+    assert "Claim your account with a password before logging out" in html_text(browser.get(refused["Location"]))
+    mismatch = browser.post("/account/claim/", {"claim-username": "carol", "claim-password": "long-secret-9",
+                                                "claim-password2": "other-secret-9"})
+    assert mismatch.status_code == 400 and "The two passwords differ." in html_text(mismatch)
+    weak = browser.post("/account/claim/", {"claim-username": "carol", "claim-password": "1234",
+                                            "claim-password2": "1234"})
+    assert weak.status_code == 400 and 'id="id_claim-password_error"' in html_text(weak)
+    done = browser.post("/account/claim/", {"claim-username": "carol", "claim-password": "long-secret-9",
+                                            "claim-password2": "long-secret-9"})
+    assert done.status_code == 302
+    page = html_text(browser.get("/account/"))
+    assert "Logged in as <strong>carol</strong>." in page and "Your account is claimed" in page
+    browser.post("/account/logout/")
+    assert "You are logged out." in html_text(browser.get("/account/"))
+    other = Client()
+    other.post("/new/command/", form_data(word="theirs"))
+    wrong = other.post("/account/login/", {"login-username": "carol", "login-password": "nope"})
+    assert wrong.status_code == 400 and "Wrong username or password." in html_text(wrong)
+    ok = other.post("/account/login/", {"login-username": "carol", "login-password": "long-secret-9"})
+    assert ok.status_code == 302 and ok["Location"] == "/tasks/"
+    listing = html_text(other.get("/tasks/"))
+    assert "Welcome back, carol." in listing
+    assert Task.objects.filter(owner__username="carol").count() == 2 and str(task.pk) in listing
+
+
+def test_it_shows_a_new_api_token_once_and_revokes_it(open_tool, alice, bob):
+    browser = Client()
+    browser.force_login(alice)
+    created = browser.post("/account/tokens/", {"token-name": "backup <script>"})
+    assert created.status_code == 200 and created["Cache-Control"] == "no-store"
+    raw = re.search(r'id="new-token"[^>]*>(mc_[^<]+)<', created.content.decode()).group(1)
+    assert "backup &lt;script&gt;" in created.content.decode()
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert api.get("/api/tasks/").status_code == 200
+    again = browser.get("/account/").content.decode()
+    assert raw not in again and raw[:10] in again
+    token_id = alice.api_tokens.get().pk
+    bob_browser = Client()
+    bob_browser.force_login(bob)
+    bob_browser.post(f"/account/tokens/{token_id}/revoke/")
+    assert alice.api_tokens.exists()
+    browser.post(f"/account/tokens/{token_id}/revoke/")
+    assert not alice.api_tokens.exists()
+    assert api.get("/api/tasks/").status_code == 401
+
+
+def test_it_follows_accept_language_then_the_language_switch(open_tool, alice):
+    make_task(alice, status=S.CANCELLED)
+    browser = Client(HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    browser.force_login(alice)
+    page = html_text(browser.get("/tasks/"))
+    assert '<html lang="zh-hans">' in page and "已取消" in page
+    switched = browser.post("/i18n/setlang/", {"language": "en", "next": "/tasks/"})
+    assert switched.status_code == 302 and switched["Location"] == "/tasks/"
+    page = html_text(browser.get("/tasks/"))
+    assert '<html lang="en">' in page and "Cancelled" in page
+    for url in ("/", "/tasks/", "/account/"):
+        assert 'action="/i18n/setlang/"' in browser.get(url).content.decode(), url
+
+
+def test_it_has_a_plain_500_page(rf):
+    from tasks.pages import server_error
+
+    response = server_error(rf.get("/boom"))
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.content.decode()
+    from mediacraft import urls
+
+    assert urls.handler500 == "tasks.pages.server_error" and urls.handler404 == "tasks.pages.page_not_found"
+
+
+def test_it_serves_its_own_scripts_styles_and_icons(open_tool):
+    browser = Client()
+    for path, kind in (("/static/mediacraft/js/app.js", "javascript"), ("/static/mediacraft/app.css", "css"),
+                       ("/static/mediacraft/icons.svg", "svg")):
+        response = browser.get(path)
+        assert response.status_code == 200 and kind in response["Content-Type"], path
+    page = browser.get("/").content.decode()
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # no CDN
+
+
+def test_it_shows_result_files_with_a_player_and_inputs_by_name(open_tool, alice):
+    from storage.models import StoredFile
+
+    task = make_task(alice, kind=TaskKind.WATERMARK, params={"files": ["x"], "method": "delogo"},
+                     result={"notes": []})
+    common = {"owner": alice, "task": task, "stored_name": "f", "path": "f", "sha256": "0" * 64}
+    source = StoredFile.objects.create(role="input", original_name="假期 clip.mov", size=3 * 1024 * 1024,
+                                       media={"width": 640, "height": 360, "duration": 4.0}, **common)
+    video = StoredFile.objects.create(role="output", original_name="假期 clip-nologo.mp4", size=1536,
+                                      media={"width": 640, "height": 360, "duration": 4.0}, **common)
+    StoredFile.objects.create(role="output", original_name="notes.txt", size=12, position=1, **common)
+    browser = Client()
+    browser.force_login(alice)
+    raw = browser.get(f"/tasks/{task.pk}/").content.decode()
+    assert "1.5\xa0KB" in raw and "12\xa0B" in raw and "3.0\xa0MB" in raw  # sizes as the page's JS formats them
+    detail = re.sub(r"[ \t\n\r]+", " ", raw)
+    assert f'<video class="file__player" controls preload="metadata" src="/api/files/{video.pk}/download/?inline=1">' in detail
+    assert detail.count("<video") == 1  # notes.txt gets no player
+    assert "假期 clip-nologo.mp4" in detail
+    assert f'href="/api/files/{video.pk}/download/" download' in detail
+    assert "Input files" in detail and "假期 clip.mov" in detail
+    assert str(source.pk) not in detail.split("Input files")[1].split("</section>")[0]  # names, not ids
+    listing = html_text(browser.get("/tasks/"))
+    assert f'href="/tasks/{task.pk}/#files"' in listing  # two outputs: download leads to the files

@@ -1,0 +1,140 @@
+"""The account page: claim the visitor account, log in and out, API tokens, language."""
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from tasks.errors import ApiError
+from tasks.pages import csp, page_context
+from users import services
+from users.models import ApiToken
+
+
+class ClaimForm(forms.Form):
+    username = forms.CharField(label=gettext_lazy("Username"), max_length=150,
+                               widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}))
+    password = forms.CharField(label=gettext_lazy("Password"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                               help_text=gettext_lazy("At least 8 characters; not only digits, not a common password."))
+    password2 = forms.CharField(label=gettext_lazy("Password again"), strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password") and cleaned.get("password2") and cleaned["password"] != cleaned["password2"]:
+            self.add_error("password2", _("The two passwords differ."))
+        return cleaned
+
+
+class LoginForm(forms.Form):
+    username = forms.CharField(label=gettext_lazy("Username"), max_length=150,
+                               widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}))
+    password = forms.CharField(label=gettext_lazy("Password"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("Token name"), max_length=100, required=False,
+                           help_text=gettext_lazy("So you can tell your tokens apart, e.g. “backup script”."))
+
+
+FIELD_BY_CODE = {"invalid_username": "username", "username_taken": "username", "invalid_password": "password"}
+
+
+def _render(request, status=200, **context):
+    user = request.user if request.user.is_authenticated else None
+    context.setdefault("claim_form", ClaimForm(prefix="claim"))
+    context.setdefault("login_form", LoginForm(prefix="login"))
+    context.setdefault("token_form", TokenForm(prefix="token"))
+    return render(request, "users/account.html", page_context(
+        request, account=user, is_visitor=bool(user and services.is_visitor(user)),
+        claimed=bool(user and user.has_usable_password()),
+        tokens=list(ApiToken.objects.filter(user=user)) if user else [], nav="account", live=True,
+        lang_next=reverse("account"),
+        **context,
+    ), status=status)
+
+
+def _apply_error(form, exc):
+    form.add_error(exc.extra.get("field") or FIELD_BY_CODE.get(exc.code), str(exc.message))
+
+
+@csp
+@require_GET
+def account(request):
+    return _render(request)
+
+
+@csp
+@require_POST
+def account_claim(request):
+    form = ClaimForm(request.POST, prefix="claim")
+    if form.is_valid():
+        try:
+            services.account_claim(request=request, username=form.cleaned_data["username"],
+                                   password=form.cleaned_data["password"])
+        except ApiError as exc:
+            _apply_error(form, exc)
+        else:
+            messages.success(request, _("Your account is claimed: log in with this username and password from any browser."))
+            return redirect("account")
+    return _render(request, status=400, claim_form=form)
+
+
+@csp
+@require_POST
+def account_login(request):
+    form = LoginForm(request.POST, prefix="login")
+    if form.is_valid():
+        try:
+            services.account_login(request=request, username=form.cleaned_data["username"],
+                                   password=form.cleaned_data["password"])
+        except ApiError as exc:
+            _apply_error(form, exc)
+        else:
+            messages.success(request, _("Welcome back, %(name)s.") % {"name": request.user.get_username()})
+            return redirect("task_list")
+    return _render(request, status=400, login_form=form)
+
+
+@require_POST
+def account_logout(request):
+    if request.user.is_authenticated and services.is_visitor(request.user):
+        # An unclaimed visitor has no way back in: logging out would orphan their tasks.
+        messages.error(request, _("Claim your account with a password before logging out, or your tasks will be lost."))
+        return redirect("account")
+    services.account_logout(request=request)
+    messages.success(request, _("You are logged out."))
+    return redirect("account")
+
+
+@csp
+@require_POST
+def token_create(request):
+    form = TokenForm(request.POST, prefix="token")
+    if form.is_valid():
+        try:
+            token, raw = services.token_create(user=services.visitor_ensure(request), name=form.cleaned_data["name"])
+        except ApiError as exc:
+            _apply_error(form, exc)
+        else:
+            # Rendered, not redirected: the raw token exists only in this response.
+            response = _render(request, new_token=raw, new_token_row=token)
+            response["Cache-Control"] = "no-store"
+            return response
+    return _render(request, status=400, token_form=form)
+
+
+@require_POST
+def token_revoke(request, token_id):
+    if request.user.is_authenticated:
+        try:
+            services.token_revoke(user=request.user, token_id=token_id)
+            messages.success(request, _("Token revoked."))
+        except ApiError as exc:
+            messages.error(request, str(exc.message))
+    return redirect(reverse("account") + "#tokens")
