@@ -1,0 +1,95 @@
+"""Prometheus metrics. Gauges are read live (database, Redis); counters and histograms that
+many processes add to live in one Redis hash, so every web and worker process shares them."""
+
+import logging
+import math
+
+log = logging.getLogger(__name__)
+
+KEY = "mediacraft:metrics"
+DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+
+def _field(name, labels=None):
+    if not labels:
+        return name
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def _escape(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def incr(name, labels=None, amount=1):
+    """Add to a shared counter; metrics never break the caller."""
+    from tasks.queues import redis_connection
+
+    try:
+        redis_connection().hincrbyfloat(KEY, _field(name, labels), amount)
+    except Exception:
+        log.debug("metric %s not recorded", name, exc_info=True)
+
+
+def observe_duration(kind, outcome, seconds):
+    from tasks.queues import redis_connection
+
+    labels = {"kind": kind, "outcome": outcome}
+    try:
+        pipe = redis_connection().pipeline(transaction=False)
+        for bound in DURATION_BUCKETS:
+            if seconds <= bound:
+                pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_bucket", {**labels, "le": bound}), 1)
+        pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_bucket", {**labels, "le": "+Inf"}), 1)
+        pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_sum", labels), seconds)
+        pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_count", labels), 1)
+        pipe.execute()
+    except Exception:
+        log.debug("duration not recorded", exc_info=True)
+
+
+HELP = {
+    "mediacraft_tasks": ("gauge", "Tasks in the database by kind and status."),
+    "mediacraft_queue_depth": ("gauge", "Jobs waiting in each RQ queue."),
+    "mediacraft_workers": ("gauge", "RQ workers registered in Redis."),
+    "mediacraft_running_tasks": ("gauge", "Running tasks per worker."),
+    "mediacraft_task_duration_seconds": ("histogram", "Run time of finished tasks by kind and outcome."),
+    "mediacraft_progress_events_total": ("counter", "Progress events sent to viewers."),
+    "mediacraft_reconciler_actions_total": ("counter", "Repairs made by the reconciler, by action."),
+    "mediacraft_upload_bytes_total": ("counter", "Bytes of uploads stored."),
+    "mediacraft_served_bytes_total": ("counter", "Bytes of files served to their owners."),
+    "mediacraft_task_transitions_total": ("counter", "Status changes by kind and new status."),
+}
+
+
+def render():
+    from django.db.models import Count
+    from rq import Worker
+
+    from tasks.models import Task
+    from tasks.queues import QUEUE_NAMES, get_queue, redis_connection
+
+    lines = {name: [] for name in HELP}
+    for row in Task.objects.values("kind", "status").annotate(n=Count("pk")).order_by():
+        lines["mediacraft_tasks"].append(f"{_field('mediacraft_tasks', {'kind': row['kind'], 'status': row['status']})} {row['n']}")
+    for row in (Task.objects.filter(status=Task.Status.RUNNING).values("worker_name").annotate(n=Count("pk"))
+                .order_by()):
+        lines["mediacraft_running_tasks"].append(
+            f"{_field('mediacraft_running_tasks', {'worker': row['worker_name'] or 'unknown'})} {row['n']}")
+    conn = redis_connection()
+    for name in QUEUE_NAMES:
+        lines["mediacraft_queue_depth"].append(f"{_field('mediacraft_queue_depth', {'queue': name})} {get_queue(name).count}")
+    lines["mediacraft_workers"].append(f"mediacraft_workers {len(Worker.all(connection=conn))}")
+    for field, value in sorted((k.decode(), float(v)) for k, v in conn.hgetall(KEY).items()):
+        base = field.split("{", 1)[0]
+        family = next((n for n in HELP if base == n or base.startswith(n + "_")), None)
+        if family is None:
+            continue
+        shown = int(value) if value.is_integer() else value
+        lines[family].append(f"{field} {shown if math.isfinite(value) else 0}")
+    out = []
+    for name, (kind, text) in HELP.items():
+        out.append(f"# HELP {name} {text}")
+        out.append(f"# TYPE {name} {kind}")
+        out.extend(lines[name])
+    return "\n".join(out) + "\n"
