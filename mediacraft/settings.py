@@ -44,6 +44,16 @@ def env_list(name, default=()):
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_abs_paths(name, default=()):
+    """A comma-separated list of absolute paths, resolved (symbolic links followed)."""
+    paths = []
+    for item in env_list(name, default):
+        if not os.path.isabs(item):
+            raise ImproperlyConfigured(f"{name} must list absolute paths, got {item!r}")
+        paths.append(os.path.realpath(item))
+    return paths
+
+
 VAR_DIR = Path(env_str("MEDIACRAFT_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -82,6 +92,8 @@ INSTALLED_APPS = [
     "mediacraft",
     "users",
     "tasks",
+    "torrents",
+    "strm",
     "storage",
 ]
 
@@ -206,16 +218,59 @@ MEDIACRAFT_CLEANUP_SECONDS = env_int("MEDIACRAFT_CLEANUP_SECONDS", 3600, minimum
 MEDIACRAFT_PROGRESS_DB_INTERVAL = 0.25
 MEDIACRAFT_PROGRESS_EVENT_INTERVAL = 0.1
 
+# STRM library sync: profiles may read (local sources) and write (libraries) only inside these.
+MEDIACRAFT_STRM_ROOTS = env_abs_paths("MEDIACRAFT_STRM_ROOTS", [str(VAR_DIR / "strm")])
+
+# Prometheus /metrics: staff sessions, or this bearer token (empty: staff only).
+MEDIACRAFT_METRICS_TOKEN = env_str("MEDIACRAFT_METRICS_TOKEN")
+
+
+def env_aria2_url(name):
+    """An aria2 JSON-RPC address, http(s)://host:port/jsonrpc, or empty."""
+    from urllib.parse import urlsplit
+
+    raw = env_str(name)
+    if raw:
+        url = urlsplit(raw)
+        try:
+            port = url.port
+        except ValueError:
+            port = None
+        if url.scheme not in ("http", "https") or not url.hostname or not port or url.path not in ("", "/jsonrpc") \
+                or url.query:
+            raise ImproperlyConfigured(f"{name} must look like http://127.0.0.1:6800/jsonrpc, got {raw!r}")
+    return raw
+
+
+# Downloads through aria2c. `serve` starts its own daemon and hands its RPC address and secret to
+# its children in these two; set them to use a daemon of your own instead (it must write to
+# MEDIA_ROOT at the same path). Private addresses are refused unless allowed.
+MEDIACRAFT_ARIA2_URL = env_aria2_url("MEDIACRAFT_ARIA2_URL")
+MEDIACRAFT_ARIA2_SECRET = env_str("MEDIACRAFT_ARIA2_SECRET")
+MEDIACRAFT_DOWNLOAD_ALLOW_PRIVATE = env_bool("MEDIACRAFT_DOWNLOAD_ALLOW_PRIVATE", False)
+MEDIACRAFT_DOWNLOAD_MAX_URLS = env_int("MEDIACRAFT_DOWNLOAD_MAX_URLS", 100, minimum=1)
+
+# Torrent calibration through qBittorrent: a calibration task's default timeout (seconds), which
+# is also how long it waits for a magnet link's metadata.
+MEDIACRAFT_CALIBRATION_TIMEOUT = env_int("MEDIACRAFT_CALIBRATION_TIMEOUT", 60, minimum=2)
+
 # Launcher (`manage.py serve`).
 MEDIACRAFT_WORKERS = env_int("MEDIACRAFT_WORKERS", 2, minimum=0)
 MEDIACRAFT_BIND = env_str("MEDIACRAFT_BIND", "127.0.0.1:8000")
 
 LOG_LEVEL = env_str("MEDIACRAFT_LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_str("MEDIACRAFT_LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"MEDIACRAFT_LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"task_id": {"()": "mediacraft.logs.TaskIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [task %(task_id)s] %(message)s"},
+        "json": {"()": "mediacraft.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["task_id"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -92,7 +92,11 @@ def download(request, file_id: str, inline: bool = False):
     stored = selectors.file_get_for_user(user=api_user(request), file_id=file_id)
     if not stored.abs_path.exists():
         raise ApiError("file_missing", _("The file is no longer on the server."), status=410)
-    return file_response(request, stored.abs_path, stored.original_name, stored.size, inline=inline)
+    response = file_response(request, stored.abs_path, stored.original_name, stored.size, inline=inline)
+    from tasks.metrics import incr
+
+    incr("mediacraft_served_bytes_total", amount=int(response.get("Content-Length") or 0))
+    return response
 
 
 @router.get("/{file_id}/preview/", summary="A frame of a video as JPEG, at second t")

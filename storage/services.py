@@ -83,6 +83,9 @@ def file_store_upload(*, owner, upload, video=True):
             shutil.rmtree(target.parent, ignore_errors=True)
             raise InvalidParams(_("%(name)s is not a video that can be decoded (%(reason)s).")
                                 % {"name": name, "reason": str(exc)[:300]}, "files") from None
+        from tasks.metrics import incr
+
+        incr("mediacraft_upload_bytes_total", amount=upload.size)
         return StoredFile.objects.create(
             id=file_id, owner=owner, role=StoredFile.Role.INPUT, original_name=str(upload.name)[:255] or name,
             stored_name=name, path=relative, size=upload.size, sha256=digest, media=media,

@@ -103,6 +103,10 @@ def broadcast_task(task_id):
         async_to_sync(send_snapshot)(get_channel_layer(), task_snapshot(task))
     except Exception:
         log.warning("could not broadcast task %s", task_id, exc_info=True)
+        return
+    from tasks.metrics import incr
+
+    incr("mediacraft_progress_events_total")
 
 
 def broadcast_deleted(task_id, owner_id):

@@ -10,6 +10,13 @@ log = logging.getLogger(__name__)
 def run_task(task_id):
     """Run one attempt of a task in the RQ work horse. Leftovers are removed before the final
     status is written, so a viewer never sees a finished task with half-written files."""
+    from mediacraft.logs import task_context
+
+    with task_context(task_id):
+        return _run_task(task_id)
+
+
+def _run_task(task_id):
     from rq.timeouts import JobTimeoutException
 
     from tasks import services
@@ -92,8 +99,11 @@ def on_job_stopped(job, connection, *args, **kwargs):
     """RQ stop callback, run by the worker after it killed the work horse's process group."""
     from django.db import close_old_connections, connections
 
+    from mediacraft.logs import task_context
+
     close_old_connections()
     try:
-        finish_cancelled(job.id)
+        with task_context(job.id):
+            finish_cancelled(job.id)
     finally:
         connections.close_all()

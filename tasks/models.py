@@ -25,7 +25,8 @@ class Task(models.Model):
         running  -> retrying   (retryable failure with attempts left)
         retrying -> queued     (dispatch, once retry_at has passed)
         pending | queued | retrying -> cancelled
-        failed | cancelled | timeout -> pending   (manual retry)
+        failed | cancelled | timeout -> pending   (manual retry; a kind may allow more, e.g. a
+                                                   download that completed with failed files)
         queued -> pending      (reconciler: the RQ job vanished and the task never ran)
     """
 

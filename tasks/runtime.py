@@ -42,10 +42,12 @@ class EventSender:
         self.thread.start()
         self.layer = get_channel_layer()
         self.pending = collections.deque()
+        self.sent = 0
 
     def send(self, snapshot):
         future = asyncio.run_coroutine_threadsafe(events.send_snapshot(self.layer, snapshot), self.loop)
         self.pending.append(future)
+        self.sent += 1
         while self.pending and self.pending[0].done():
             self.pending.popleft()
 
@@ -58,6 +60,10 @@ class EventSender:
                 log.warning("progress event not delivered", exc_info=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=1)
+        if self.sent:
+            from tasks.metrics import incr
+
+            incr("mediacraft_progress_events_total", amount=self.sent)
 
 
 class ProgressReporter:

@@ -14,10 +14,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tasks import events
+from mediacraft.logs import task_context
+from tasks import events, metrics
 from tasks.errors import ApiError, InvalidParams
 from tasks.models import Task
-from tasks.processors import get_processor
+from tasks.processors import get_processor, registry
 from tasks.queues import get_queue, queue_name_for, redis_connection
 from tasks.runtime import task_work_dir
 
@@ -34,9 +35,14 @@ def _lock_dispatch():
 
 def _transition(task_id, *, frm, to, **fields):
     """Move a task from one of `frm` to `to` if it is still there; True if it moved."""
+    with task_context(task_id):
+        return _move(task_id, frm, to, fields)
+
+
+def _move(task_id, frm, to, fields):
     now = timezone.now()
     with transaction.atomic():
-        row = Task.objects.filter(pk=task_id, status__in=frm).values("timeline").first()
+        row = Task.objects.filter(pk=task_id, status__in=frm).values("timeline", "kind", "started_at").first()
         if row is None:
             return False
         fields["timeline"] = [*row["timeline"], {"status": to, "at": now.isoformat()}]
@@ -47,10 +53,18 @@ def _transition(task_id, *, frm, to, **fields):
         if not Task.objects.filter(pk=task_id, status__in=frm).update(status=to, **fields):
             return False
         transaction.on_commit(functools.partial(events.broadcast_task, task_id), robust=True)
+        transaction.on_commit(functools.partial(_count_transition, row["kind"], to, row["started_at"], now),
+                              robust=True)
         if to in Task.TERMINAL or to == S.RETRYING:
             transaction.on_commit(dispatch, robust=True)
-    log.info("task %s: %s -> %s", task_id, "|".join(frm), to)
+    log.info("%s -> %s", "|".join(frm), to)
     return True
+
+
+def _count_transition(kind, status, started_at, now):
+    metrics.incr("mediacraft_task_transitions_total", {"kind": kind, "status": status})
+    if status in Task.TERMINAL and started_at is not None:
+        metrics.observe_duration(kind, status, (now - started_at).total_seconds())
 
 
 def _clean_title(title):
@@ -297,10 +311,12 @@ def task_cancel_all(*, owner):
 
 
 def task_retry(*, task):
-    """A manual retry of a failed, cancelled or timed-out task: it starts over as pending."""
-    if task.status not in Task.RETRYABLE_BY_USER:
-        raise ApiError("not_retryable", _("Only failed, cancelled or timed-out tasks can be retried."), status=409)
+    """A manual retry of a failed, cancelled or timed-out task (or what else its kind allows):
+    it starts over as pending, with what its kind's prepare_retry keeps."""
     processor = get_processor(task.kind)
+    statuses = processor.retry_statuses(task) if processor is not None else Task.RETRYABLE_BY_USER
+    if task.status not in statuses:
+        raise ApiError("not_retryable", _("Only failed, cancelled or timed-out tasks can be retried."), status=409)
     if processor is None or not processor.user_may_run(task.owner, task.params):
         raise ApiError("forbidden_kind", _("You are not allowed to run %(kind)s tasks.") % {"kind": task.kind}, status=403)
     with transaction.atomic():
@@ -309,24 +325,17 @@ def task_retry(*, task):
         if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
             raise ApiError("too_many_pending", _("You already have %(n)s tasks waiting.") % {"n": waiting}, status=429)
         moved = _transition(
-            task.pk, frm=list(Task.RETRYABLE_BY_USER), to=S.PENDING, attempts=0, progress=0, stage="", stats={},
+            task.pk, frm=list(statuses), to=S.PENDING, attempts=0, progress=0, stage="", stats={},
             result=None, error_code="", error_params={}, error_detail="", message_code="waiting_slot",
             message_params={}, queued_at=None, started_at=None, finished_at=None, expires_at=None, retry_at=None,
             cancel_requested_at=None, worker_name="",
         )
         if not moved:
             raise ApiError("not_retryable", _("Only failed, cancelled or timed-out tasks can be retried."), status=409)
-        transaction.on_commit(functools.partial(_remove_outputs, task.pk), robust=True)
+        transaction.on_commit(functools.partial(processor.prepare_retry, task.pk), robust=True)
         transaction.on_commit(dispatch, robust=True)
     task.refresh_from_db()
     return task
-
-
-def _remove_outputs(task_id):
-    from storage.services import files_delete_outputs
-
-    files_delete_outputs(task_id=task_id)
-    shutil.rmtree(task_work_dir(task_id) / "output", ignore_errors=True)
 
 
 def task_delete(*, task):
@@ -352,6 +361,7 @@ def reconcile():
         _send_stop(task_id)  # in case it is alive but cannot reach the database
         if task_mark_lost(task_id=task_id, detail="no heartbeat from the worker"):
             done["lost"] += 1
+            metrics.incr("mediacraft_reconciler_actions_total", {"action": "lost"})
     old = now - timedelta(seconds=10)
     queued = list(Task.objects.filter(status=S.QUEUED, queued_at__lt=old).values_list("pk", flat=True))
     if queued:
@@ -364,7 +374,13 @@ def reconcile():
                 log.warning("task %s: queued but its RQ job is %s; enqueuing again", pk, status or "missing")
                 enqueue(pk)
                 done["requeued"] += 1
+                metrics.incr("mediacraft_reconciler_actions_total", {"action": "requeued"})
     done["admitted"] = len(dispatch())
+    for kind_processor in registry().values():
+        try:
+            kind_processor.reconcile()
+        except Exception:
+            log.exception("reconciling %s tasks failed", kind_processor.kind)
     return done
 
 

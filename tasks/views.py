@@ -2,7 +2,6 @@ import time
 
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
 
 
 def healthz(request):
@@ -37,5 +36,23 @@ def healthz(request):
                         status=200 if not problems else 503)
 
 
-def home(request):
-    return render(request, "home.html")
+def metrics(request):
+    """Prometheus exposition: for staff sessions, or `Authorization: Bearer $MEDIACRAFT_METRICS_TOKEN`."""
+    import hmac
+
+    from django.conf import settings
+    from django.http import HttpResponse
+
+    from tasks.metrics import render
+
+    token = settings.MEDIACRAFT_METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    allowed = (request.user.is_authenticated and request.user.is_staff) or (
+        bool(token) and hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
+    )
+    if not allowed:
+        response = HttpResponse("metrics need a staff session or the metrics token\n", status=401,
+                                content_type="text/plain")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    return HttpResponse(render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -183,7 +183,6 @@ def test_it_refuses_multipart_params_that_are_not_json(alice, tool, client_for):
 
 BAD_SUBMITS = {
     "unknown kind": ({"kind": "nope", "params": {}}, "unknown_kind", None),
-    "kind without a processor": ({"kind": "watermark", "params": {}}, "unknown_kind", None),
     "kind not text": ({"kind": ["command"], "params": {}}, "unknown_kind", None),
     "missing kind": ({"params": {"template": "fake"}}, "invalid_params", "kind"),
     "params a list": ({"kind": "command", "params": [1]}, "invalid_params", "params"),

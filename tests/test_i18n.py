@@ -16,18 +16,26 @@ PO = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
 
 
+ENTRY_RE = re.compile(
+    r'^((?:#.*\n)*)msgid ((?:".*"\n)+)(?:msgid_plural (?:".*"\n)+)?((?:msgstr(?:\[\d+\])? (?:".*"\n?)+)+)', re.M
+)
+
+
+def unquote(chunk):
+    text = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', chunk or ""))
+    return text.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
+
+
 def entries(path):
     """(msgid, msgstr-list, flags) of each entry but the header."""
-    text = path.read_text(encoding="utf-8")
     found = []
-    for block in text.split("\n\n"):
-        unquote = lambda chunk: "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', chunk or "")).encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
-        msgid = re.search(r'^msgid ((?:".*"\n?)+)', block, re.M)
-        if not msgid or unquote(msgid.group(1)) == "":
+    for match in ENTRY_RE.finditer(path.read_text(encoding="utf-8")):
+        comments, msgid, strs = match.groups()
+        if unquote(msgid) == "":
             continue
-        strs = re.findall(r'^msgstr(?:\[\d\])? ((?:".*"\n?)+)', block, re.M)
-        flags = " ".join(re.findall(r"^#, (.*)$", block, re.M))
-        found.append((unquote(msgid.group(1)), [unquote(s) for s in strs], flags))
+        values = [unquote(s) for s in re.findall(r'msgstr(?:\[\d+\])? ((?:".*"\n?)+)', strs)]
+        flags = " ".join(re.findall(r"^#, (.*)$", comments, re.M))
+        found.append((unquote(msgid), values, flags))
     return found
 
 
@@ -45,7 +53,7 @@ def test_it_ships_a_compiled_catalogue_matching_the_source():
 
 @pytest.mark.skipif(shutil.which("xgettext") is None, reason="xgettext (gettext) is not installed")
 def test_it_has_no_msgid_missing_from_the_catalogue(tmp_path):
-    for name in ("mediacraft", "tasks", "users", "templates", "storage"):
+    for name in ("mediacraft", "tasks", "users", "templates", "storage", "strm", "downloads", "torrents"):
         if (ROOT / name).exists():
             shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "locale").mkdir()

@@ -432,7 +432,10 @@ def test_it_runs_visitors_tasks_end_to_end_and_survives_a_crash(make_server):
     server.descendants()
     server.proc.kill()
     server.proc.wait(timeout=5)
-    poll(lambda: not [p for p in server.seen.values() if alive(p)], 10, "everything to die with serve")
+    try:
+        poll(lambda: not [p for p in server.seen.values() if alive(p)], 20, "everything to die with serve")
+    except AssertionError:
+        raise AssertionError([cmdline(p) for p in server.seen.values() if alive(p)]) from None
     server.start()
     server.wait_healthy(workers=2)
     poll(lambda: cat.task(doomed["task_id"])["status"] == "failed", 30, "the interrupted task to settle")
@@ -443,3 +446,65 @@ def test_it_runs_visitors_tasks_end_to_end_and_survives_a_crash(make_server):
         assert status == 200
         assert all(t["status"] in ("completed", "failed", "cancelled") for t in listing["items"]), listing
     assert [len(v.call("GET", "/api/tasks/")[1]["items"]) for v in (ann, ben, cat)] == [1, 2, 3]
+
+
+def aria2_children(server):
+    return [proc for proc in server.children_named("aria2c")]
+
+
+def test_it_supervises_aria2c_on_loopback_and_restarts_it_when_dead_or_hung(server):
+    from downloads import daemon
+
+    (aria2,) = poll(lambda: aria2_children(server), 10, "aria2c")
+    conf_path = server.var_dir / "aria2" / "aria2.conf"
+    assert stat.S_IMODE(conf_path.stat().st_mode) == 0o600
+    options = dict(line.split("=", 1) for line in conf_path.read_text().splitlines())
+    url, secret = daemon.rpc_url(options["rpc-listen-port"]), options["rpc-secret"]
+    assert options["rpc-listen-all"] == "false" and len(secret) >= 32
+    assert secret not in cmdline(aria2)  # the secret is in the 0600 file, not in `ps`
+    assert options["save-session"] == options["input-file"] == str(server.var_dir / "aria2" / "session")
+    assert daemon.answers(url, secret) and not daemon.answers(url, "not-the-secret")
+    listening = [c.laddr for c in aria2.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and all(addr.ip in ("127.0.0.1", "::1") for addr in listening)
+    # The other children get the daemon's address and secret.
+    for child in server.children_named("rqworker") + server.children_named("taskscheduler"):
+        assert child.environ()["MEDIACRAFT_ARIA2_URL"] == url
+        assert child.environ()["MEDIACRAFT_ARIA2_SECRET"] == secret
+
+    # An unfinished download is in the session file, so it survives a restart.
+    gid = daemon.rpc_call(url, secret, "aria2.addUri", [["http://127.0.0.1:9/later.bin"],
+                                                        {"dir": str(server.var_dir / "later"), "pause": "true"}])
+    session = server.var_dir / "aria2" / "session"
+    poll(lambda: gid in session.read_text(), 10, "the session to be saved")
+    aria2.kill()
+    (second,) = poll(lambda: [p for p in aria2_children(server) if p.pid != aria2.pid], 15, "a new aria2c")
+    assert f"aria2 (pid {aria2.pid}) exited with signal SIGKILL; restarting in 1 s" in server.log()
+    poll(lambda: daemon.answers(url, secret), 10, "the new aria2c to answer on the same address")
+    assert daemon.rpc_call(url, secret, "aria2.tellStatus", [gid, ["status"]]) == {"status": "paused"}
+
+    # Hung: alive but not answering RPC. The health check kills it and it is started again.
+    second.suspend()
+    (third,) = poll(lambda: [p for p in aria2_children(server) if p.pid not in (aria2.pid, second.pid)], 30,
+                    "aria2c to be replaced after failing its health check")
+    assert f"aria2 (pid {second.pid}) failed its health check" in server.log()
+    poll(lambda: daemon.answers(url, secret), 10, "the third aria2c to answer")
+    assert server.proc.poll() is None
+
+
+def test_it_uses_the_operators_aria2_daemon_when_named(make_server):
+    from tests.download_support import Aria2Daemon
+
+    daemon = Aria2Daemon()
+    try:
+        server = make_server(workers=1, **daemon.env)
+        server.migrate()
+        server.start()
+        server.wait_healthy()
+        assert aria2_children(server) == []
+        assert "started aria2" not in server.log()
+        (worker,) = server.children_named("rqworker")
+        assert worker.environ()["MEDIACRAFT_ARIA2_URL"] == daemon.url
+        assert worker.environ()["MEDIACRAFT_ARIA2_SECRET"] == daemon.secret
+        assert not (server.var_dir / "aria2").exists()
+    finally:
+        daemon.stop()

@@ -38,6 +38,25 @@ class Processor(abc.ABC):
         files_delete_outputs(task_id=ctx.task_id)
         shutil.rmtree(ctx.output_dir, ignore_errors=True)
 
+    def retry_statuses(self, task):
+        """The statuses from which the owner may retry this task by hand (tasks.services.task_retry)."""
+        from tasks.models import Task
+
+        return Task.RETRYABLE_BY_USER
+
+    def prepare_retry(self, task_id):
+        """Called after a manual retry is committed, before the task runs again: remove what the
+        new run must not find. Default: every output (the task starts over)."""
+        from storage.services import files_delete_outputs
+        from tasks.runtime import task_work_dir
+
+        files_delete_outputs(task_id=task_id)
+        shutil.rmtree(task_work_dir(task_id) / "output", ignore_errors=True)
+
+    def reconcile(self):
+        """Called by the scheduler's reconciler every round: repair what this kind's crashed or
+        killed runs left outside the database (e.g. downloads still running in aria2)."""
+
     def max_attempts_for(self, params):
         return self.max_attempts or settings.MEDIACRAFT_MAX_ATTEMPTS
 

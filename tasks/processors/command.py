@@ -166,6 +166,17 @@ class CommandProcessor(Processor):
     def make_title(self, params):
         return params["template"]
 
+    def form_class(self, user):
+        """One select of the templates `user` may run, and per template a group of fields
+        generated from its param_schema (only the chosen template's group is validated)."""
+        from tasks.models import CommandTemplate
+
+        templates = CommandTemplate.objects.filter(enabled=True).order_by("name")
+        if not Processor.user_may_run(self, user):
+            templates = templates.filter(allow_everyone=True)
+        templates = list(templates)
+        return build_command_form(templates) if templates else None
+
     def default_timeout_for(self, params):
         from tasks.models import CommandTemplate
 
@@ -219,6 +230,140 @@ class CommandProcessor(Processor):
             result["output"] = last_line[-2000:]
         ctx.progress(100, stage="done", code="done")
         return result
+
+
+def _localized(value):
+    """An admin-written schema text: a string, or {language code: text} picked for the viewer."""
+    from django.utils.translation import get_language
+
+    if isinstance(value, dict):
+        language = (get_language() or "en").lower()
+        for code in (language, language.split("-")[0], "en"):
+            if isinstance(value.get(code), str):
+                return value[code]
+        return next((v for v in value.values() if isinstance(v, str)), "")
+    return value if isinstance(value, str) else ""
+
+
+def _param_help(spec):
+    kind, low, high = spec.get("type", "string"), spec.get("min"), spec.get("max")
+    parts = [_localized(spec.get("help"))] if spec.get("help") else []
+    if kind in ("integer", "number"):
+        texts = {
+            "integer": (_("A whole number from %(min)s to %(max)s."), _("A whole number, at least %(min)s."),
+                        _("A whole number, at most %(max)s."), _("A whole number.")),
+            "number": (_("A number from %(min)s to %(max)s."), _("A number, at least %(min)s."),
+                       _("A number, at most %(max)s."), _("A number.")),
+        }[kind]
+        index = 0 if low is not None and high is not None else 1 if low is not None else 2 if high is not None else 3
+        parts.append(texts[index] % {"min": low, "max": high} if index < 3 else texts[3])
+    elif kind == "string" and spec.get("pattern") and not spec.get("choices"):
+        parts.append(_("Must match the pattern %(pattern)s.") % {"pattern": spec["pattern"]})
+    if spec.get("default") not in (None, "") and kind != "boolean":
+        parts.append(_("Default: %(value)s.") % {"value": spec["default"]})
+    return " ".join(p for p in parts if p)
+
+
+def _param_field(spec):
+    """A form field for one param_schema entry; validate() still has the last word."""
+    from django import forms
+
+    name, kind = spec["name"], spec.get("type", "string")
+    label = _localized(spec.get("label")) or name.replace("_", " ").capitalize()
+    options = {"label": label, "required": bool(spec.get("required")), "help_text": _param_help(spec),
+               "initial": spec.get("default")}
+    if spec.get("choices"):
+        choices = [(str(c), str(c)) for c in spec["choices"]]
+        if not options["required"]:
+            choices.insert(0, ("", _("(not set)")))
+        return forms.ChoiceField(choices=choices, **options)
+    if kind == "integer":
+        return forms.IntegerField(min_value=spec.get("min"), max_value=spec.get("max"), **options)
+    if kind == "number":
+        return forms.FloatField(min_value=spec.get("min"), max_value=spec.get("max"),
+                                widget=forms.NumberInput(attrs={"step": "any"}), **options)
+    if kind == "boolean":
+        options["required"] = False  # an unticked box is a value (false), not a missing one
+        return forms.BooleanField(**options)
+    return forms.CharField(max_length=MAX_STRING, strip=False, **options)
+
+
+def build_command_form(templates):
+    """The command kind's TaskForm class for these templates (the ones the viewer may run)."""
+    from django import forms
+
+    from tasks.forms import TaskForm
+
+    specs = {t.name: {spec["name"]: spec for spec in t.param_schema} for t in templates}
+    by_name = {t.name: t for t in templates}
+
+    def field_name(template, param):
+        return f"{template}__{param}"
+
+    class CommandForm(TaskForm):
+        template = forms.ChoiceField(
+            label=_("Tool"), choices=[(t.name, t.name) for t in templates], initial=templates[0].name,
+            help_text=_("The command-line tools an administrator has made available to you."),
+        )
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            for template, params in specs.items():
+                for param, spec in params.items():
+                    self.fields[field_name(template, param)] = _param_field(spec)
+            chosen = self.chosen_template()
+            for template, params in specs.items():
+                if template != chosen:
+                    for param in params:
+                        self.fields[field_name(template, param)].required = False
+
+        def chosen_template(self):
+            value = self.data.get(self.add_prefix("template")) if self.is_bound else None
+            if value not in specs:
+                value = self.initial.get("template") or self.fields["template"].initial
+            return value if value in specs else templates[0].name
+
+        def clean(self):
+            cleaned = super().clean()
+            chosen = self.chosen_template()
+            for template, params in specs.items():
+                if template != chosen:
+                    for param in params:
+                        self._errors.pop(field_name(template, param), None)
+                        cleaned.pop(field_name(template, param), None)
+            return cleaned
+
+        def to_params(self):
+            template = self.cleaned_data["template"]
+            args = {}
+            for param, spec in specs[template].items():
+                value = self.cleaned_data.get(field_name(template, param))
+                if isinstance(value, bool) and not value and spec.get("default") is None and not spec.get("required"):
+                    continue  # an unticked optional flag without a default stays unset
+                if value is not None and value != "":
+                    args[param] = value
+            return {"template": template, "args": args}
+
+        def param_fields(self):
+            chosen = self.chosen_template()
+            mapping = {"template": "template", "title": "title", "priority": "priority"}
+            mapping.update({f"args.{param}": field_name(chosen, param) for param in specs.get(chosen, {})})
+            return mapping
+
+        def switch_field(self):
+            return "template"
+
+        def fieldsets(self):
+            return [
+                (name, by_name[name].description, name, [self[field_name(name, p)] for p in params])
+                for name, params in specs.items()
+            ]
+
+        def lead_fields(self):
+            return [self["template"]]
+
+    CommandForm.kind = TaskKind.COMMAND.value
+    return CommandForm
 
 
 PROCESSOR = CommandProcessor()

@@ -75,6 +75,11 @@ class MergeProcessor(Processor):
             raise InvalidParams(_("mode must be auto or reencode."), "mode")
         return {"files": [str(v.pk) for v in videos], "size": size, "fps": fps, "mode": mode}
 
+    def form_class(self, user):
+        from tasks.video_forms import MergeForm
+
+        return MergeForm
+
     def make_title(self, params):
         from storage.models import StoredFile
 

@@ -101,6 +101,11 @@ class WatermarkProcessor(Processor):
         return {"files": [str(video.pk)], "rects": rects, "start": start, "end": end, "method": method,
                 "edge": edge, "notes": notes}
 
+    def form_class(self, user):
+        from tasks.video_forms import WatermarkForm
+
+        return WatermarkForm
+
     def make_title(self, params):
         from storage.models import StoredFile
 

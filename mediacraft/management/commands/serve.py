@@ -8,7 +8,8 @@ from mediacraft.launcher import Launcher, LauncherError
 
 class Command(BaseCommand):
     help = ("Run MediaCraft in the foreground: embedded Redis (unless MEDIACRAFT_REDIS_URL is set), "
-            "MEDIACRAFT_WORKERS RQ workers, the task scheduler and daphne on MEDIACRAFT_BIND.")
+            "MEDIACRAFT_WORKERS RQ workers, aria2c for downloads (unless MEDIACRAFT_ARIA2_URL is set), "
+            "the task scheduler and daphne on MEDIACRAFT_BIND.")
 
     def handle(self, *args, **options):
         self.check_migrations()
@@ -19,6 +20,8 @@ class Command(BaseCommand):
                 workers=settings.MEDIACRAFT_WORKERS,
                 bind=settings.MEDIACRAFT_BIND,
                 redis_url=os.environ.get("MEDIACRAFT_REDIS_URL") or None,
+                aria2_url=settings.MEDIACRAFT_ARIA2_URL or None,
+                aria2_secret=settings.MEDIACRAFT_ARIA2_SECRET,
                 stdout=self.stdout,
             )
             launcher.run()

@@ -46,6 +46,12 @@ class Command(BaseCommand):
                     done = services.reconcile()
                     if done["lost"] or done["requeued"]:
                         log.warning("reconciler: %s", done)
+                    try:
+                        from strm.services import strm_start_due_syncs
+
+                        strm_start_due_syncs()
+                    except Exception:
+                        log.exception("scheduled STRM syncs could not be started")
                     if started >= next_cleanup:
                         removed = services.cleanup_expired()
                         if removed:
