@@ -1,4 +1,3 @@
-import base64
 import hashlib
 import json
 import os
@@ -65,13 +64,9 @@ class PasswordUnreadable(Exception):
 
 
 def _fernet():
-    from cryptography.fernet import Fernet, MultiFernet
+    from mediacraft.crypto import fernet
 
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return MultiFernet([
-        Fernet(base64.urlsafe_b64encode(hashlib.sha256(f"mediacraft.strm.password:{key}".encode()).digest()))
-        for key in keys
-    ])
+    return fernet("mediacraft.strm.password")
 
 
 class StrmProfile(models.Model):

@@ -1,8 +1,5 @@
-import base64
-import hashlib
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.crypto import salted_hmac
@@ -39,13 +36,9 @@ class PasswordUnreadable(Exception):
 
 
 def _fernet():
-    from cryptography.fernet import Fernet, MultiFernet
+    from mediacraft.crypto import fernet
 
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return MultiFernet([
-        Fernet(base64.urlsafe_b64encode(hashlib.sha256(f"mediacraft.torrents.password:{key}".encode()).digest()))
-        for key in keys
-    ])
+    return fernet("mediacraft.torrents.password")
 
 
 class QbittorrentConnection(models.Model):
