@@ -34,7 +34,7 @@ def profile_resolve(ref):
             raise InvalidParams(_("No STRM profile is set up yet: an administrator creates one in the admin."), "profile")
         names = ", ".join(enabled.values_list("name", flat=True)[:20])
         raise InvalidParams(_("Choose a profile: one of %(names)s.") % {"names": names}, "profile")
-    if isinstance(ref, bool) or not isinstance(ref, (str, int)):
+    if isinstance(ref, bool) or not isinstance(ref, (str, int)) or (isinstance(ref, str) and "\x00" in ref):
         raise InvalidParams(_("profile must be a profile's name or id."), "profile")
     profile = enabled.filter(name=ref).first() if isinstance(ref, str) else None
     if profile is None and (isinstance(ref, int) or ref.isdigit()) and 0 < int(ref) < 2**63:

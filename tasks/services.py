@@ -67,6 +67,16 @@ def _count_transition(kind, status, started_at, now):
         metrics.observe_duration(kind, status, (now - started_at).total_seconds())
 
 
+def _has_nul(value):
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _clean_title(title):
     if not isinstance(title, str):
         raise InvalidParams(_("The title must be text."), "title")
@@ -101,6 +111,8 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
     priority = _clean_int(priority, "priority", 1, 10)
     title = _clean_title(title or "")
     cleaned = processor.validate(params=params, files=list(files), user=owner)
+    if _has_nul(cleaned):  # PostgreSQL's jsonb refuses NUL; no parameter needs one
+        raise InvalidParams(_("Parameters must not contain NUL characters."), "params")
     limit = settings.MEDIACRAFT_MAX_TASK_TIMEOUT
     if timeout is None:
         timeout = min(processor.default_timeout_for(cleaned), limit)

@@ -405,3 +405,12 @@ def test_it_deletes_a_visitors_tokens_with_the_merged_visitor(alice, tool):
     assert login(client, "alice", "alice-pass-123!").status_code == 200
     assert_error(Client(headers={"Authorization": f"Bearer {created['token']}"}).get(TASKS), 401, "invalid_token")
 
+
+
+def test_it_refuses_nul_bytes_in_credentials_and_token_names(db, client, client_for, alice):
+    # PostgreSQL cannot even compare text with NUL: these must be clear 400s, never 500s.
+    response = client.post("/api/account/login/", {"username": "ali\x00ce", "password": "x"},
+                           content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_login"
+    response = client_for(alice).post("/api/account/tokens/", {"name": "bad\x00name"}, content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_name"

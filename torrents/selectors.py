@@ -36,7 +36,7 @@ def connection_resolve(ref):
                 _("No qBittorrent connection is set up yet: an administrator creates one in the admin."), "connection")
         names = ", ".join(enabled.values_list("name", flat=True)[:20])
         raise InvalidParams(_("Choose a qBittorrent connection: one of %(names)s.") % {"names": names}, "connection")
-    if isinstance(ref, bool) or not isinstance(ref, (str, int)):
+    if isinstance(ref, bool) or not isinstance(ref, (str, int)) or (isinstance(ref, str) and "\x00" in ref):
         raise InvalidParams(_("connection must be a connection's name or id."), "connection")
     connection = None
     if isinstance(ref, int) or (ref.isdigit() and len(ref) < 18):

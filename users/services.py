@@ -69,7 +69,7 @@ def account_login(*, request, username, password):
     """Log in; an unclaimed visitor's tasks move to the account they log in to."""
     from tasks.models import Task
 
-    if not isinstance(username, str) or not isinstance(password, str):
+    if not isinstance(username, str) or not isinstance(password, str) or "\x00" in username + password:
         raise ApiError("invalid_login", _("Enter a username and a password."))
     user = authenticate(request, username=username, password=password)
     if user is None:
@@ -89,7 +89,7 @@ def account_logout(*, request):
 
 def token_create(*, user, name=""):
     """Return (token row, raw token); only the digest is stored."""
-    if not isinstance(name, str) or len(name) > 100:
+    if not isinstance(name, str) or len(name) > 100 or not name.isprintable():
         raise ApiError("invalid_name", _("The token name must be text of at most 100 characters."), field="name")
     raw = "mc_" + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(user=user, name=name.strip(), prefix=raw[:10], digest=token_digest(raw))

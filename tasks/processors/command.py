@@ -137,6 +137,9 @@ class CommandProcessor(Processor):
 
         if not isinstance(name, str) or not name:
             raise InvalidParams(_("Choose a command template."), "template")
+        if "\x00" in name or len(name) > 60:  # no template has such a name (and PostgreSQL refuses NUL)
+            raise InvalidParams(_("There is no enabled command template named %(name)s.")
+                                % {"name": name.replace("\x00", "")[:60]}, "template")
         template = CommandTemplate.objects.filter(name=name, enabled=True).first()
         if template is None:
             raise InvalidParams(_("There is no enabled command template named %(name)s.") % {"name": name[:60]}, "template")
