@@ -10,14 +10,13 @@ else's task is a 404. A refusal carries seed 001's {"detail"} and our {"error": 
 """
 
 import functools
-import json
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
+from mediacraft.api import read_json
 from downloads import selectors, services
 from downloads.selectors import SeedStatus
 from tasks import services as task_services
@@ -149,17 +148,6 @@ def seed_task(task):
     }
 
 
-def _body(request):
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise ApiError("too_large", _("The request body is too large."), status=413) from None
-    try:
-        return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
-
-
 def _whole_number(value, field, low, high):
     if not value.strip().isdigit() or not low <= int(value) <= high:
         raise InvalidParams(_("%(field)s must be a whole number from %(low)s to %(high)s.")
@@ -172,7 +160,7 @@ def _whole_number(value, field, low, high):
 @seed_errors
 def submit(request):
     user = api_user(request, write=True, create=False)
-    task = services.seed_submit(owner=user, owner_factory=lambda: visitor_ensure(request), body=_body(request))
+    task = services.seed_submit(owner=user, owner_factory=lambda: visitor_ensure(request), body=read_json(request))
     return seed_task(task)
 
 

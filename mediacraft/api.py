@@ -1,5 +1,6 @@
 """The JSON API (django-ninja: OpenAPI at /api/docs, pydantic schemas, plain Django views)."""
 
+import json
 import logging
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
@@ -11,6 +12,34 @@ from ninja.errors import HttpError, ValidationError
 from tasks.errors import ApiError
 
 log = logging.getLogger(__name__)
+
+
+def read_json(request):
+    """The request body parsed as JSON (None when empty), or a 413/400 in the API's error shape."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ApiError("too_large", _("The request body is too large."), status=413) from None
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
+
+
+def json_object_body(request, allowed, *, optional=False):
+    """The body as a JSON object with only `allowed` fields; optional: an empty body or null is {}."""
+    body = read_json(request)
+    if body is None and optional:
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError("bad_json", _("The request body must be a JSON object."))
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError("unknown_field", _("Unknown field: %(name)s.") % {"name": str(unknown[0])[:60]},
+                       field=str(unknown[0])[:60])
+    return body
 
 
 def error_response(api, request, status, code, message, **extra):

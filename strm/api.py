@@ -3,13 +3,12 @@
 Operators only (403 for anyone else); anyone else's task is a 404."""
 
 import functools
-import json
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
+from mediacraft.api import json_object_body
 from strm import selectors, services
 from strm.models import SeedStatus, SourceType, SyncType
 from tasks.errors import ApiError, InvalidParams
@@ -66,25 +65,7 @@ def _operator(request, *, write=False):
 
 def _body(request, allowed):
     """The optional JSON object of a POST, with only the allowed fields."""
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise ApiError("too_large", _("The request body is too large."), status=413) from None
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise ApiError("bad_json", _("The request body must be a JSON object."))
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError("unknown_field", _("Unknown field: %(name)s.") % {"name": str(unknown[0])[:60]},
-                       field=str(unknown[0])[:60])
-    return body
+    return json_object_body(request, allowed, optional=True)
 
 
 def _profile_ref(request, body):

@@ -5,10 +5,10 @@ import math
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
+from mediacraft.api import json_object_body
 from tasks import selectors, services
 from tasks.errors import ApiError
 from tasks.events import public_task, task_snapshot
@@ -145,18 +145,7 @@ def _parse_submit(request):
         files = uploaded_files(request)
         unknown += sorted(set(request.FILES) - {"files"})
     else:
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            raise ApiError("too_large", _("The request body is too large."), status=413) from None
-        try:
-            fields = json.loads(body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
-        if not isinstance(fields, dict):
-            raise ApiError("bad_json", _("The request body must be a JSON object."))
-        unknown = sorted(set(fields) - SUBMIT_FIELDS)
-        files = []
+        fields, unknown, files = json_object_body(request, SUBMIT_FIELDS), [], []
     if unknown:
         raise ApiError("unknown_field", _("Unknown field: %(name)s.") % {"name": str(unknown[0])[:60]}, field=str(unknown[0])[:60])
     if not fields.get("kind"):

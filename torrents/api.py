@@ -10,13 +10,12 @@ its `files` ([{"path", "size"}]) and `total_size` beside it; a batch (submitted 
 API's usual {"error": {"code", "message"}} with a 4xx status. Operators only; anyone else's
 task is a 404."""
 
-import json
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext as _
 from ninja import Router, Schema
 
+from mediacraft.api import json_object_body
 from tasks.errors import ApiError, InvalidParams
 from tasks.events import public_task, task_snapshot
 from tasks.models import Task, TaskKind
@@ -75,20 +74,7 @@ def _operator(request):
 
 
 def _body(request):
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise ApiError("too_large", _("The request body is too large."), status=413) from None
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
-    if not isinstance(body, dict):
-        raise ApiError("bad_json", _("The request body must be a JSON object."))
-    unknown = sorted(set(body) - SUBMIT_FIELDS)
-    if unknown:
-        raise ApiError("unknown_field", _("Unknown field: %(name)s.") % {"name": str(unknown[0])[:60]},
-                       field=str(unknown[0])[:60])
+    body = json_object_body(request, SUBMIT_FIELDS)
     if not isinstance(body.get("info_hash"), str) or not body["info_hash"].strip():
         raise InvalidParams(_("info_hash is required: an info hash or a magnet link."), "info_hash")
     return body
