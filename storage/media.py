@@ -44,7 +44,8 @@ def _fields(rest):
 
 def parse_info(text):
     """Media information from `ffmpeg -i`'s stderr: the first video and audio streams."""
-    info = {"duration": None, "width": None, "height": None, "fps": None, "vcodec": None, "pix_fmt": None,
+    info = {"duration": None, "width": None, "height": None, "fps": None, "vcodec": None, "vprofile": None,
+            "pix_fmt": None,
             "acodec": None, "sample_rate": None, "channels": None, "has_audio": False, "rotation": 0}
     match = DURATION_RE.search(text)
     if match:
@@ -53,6 +54,10 @@ def parse_info(text):
     video = VIDEO_RE.search(text)
     if video:
         info["vcodec"] = video.group(1)
+        # "h264 (High) (avc1 / 0x…)": the first parenthesis is the profile unless it is the codec tag.
+        profile = re.match(r"\s*\(([^()]+)\)", video.group(2))
+        if profile and "/" not in profile.group(1):
+            info["vprofile"] = profile.group(1).strip()
         fields = _fields(video.group(2))
         for field in fields[1:]:
             word = field.split("(")[0].strip()

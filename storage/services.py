@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -48,7 +49,10 @@ def used_bytes(owner):
 
 
 def check_free_disk(needed=0):
-    free = shutil.disk_usage(settings.MEDIA_ROOT).free
+    root = Path(settings.MEDIA_ROOT)
+    while not root.exists() and root != root.parent:  # a fresh site: the folder comes with the first file
+        root = root.parent
+    free = shutil.disk_usage(root).free
     if free - needed < settings.MEDIACRAFT_MIN_FREE_DISK_MB * MB:
         raise ApiError("disk_full", _("The server is low on disk space; try again later."), status=507)
 
@@ -114,9 +118,17 @@ def files_attach(*, task, file_ids):
 
 
 def file_register_output(*, task, path, name):
-    """Record a finished result file of a task (it must be inside MEDIA_ROOT)."""
+    """Record a finished result file of a task (it must be inside MEDIA_ROOT). A result that
+    does not fit in the owner's quota is deleted and ends the task with a clear error."""
+    from tasks.errors import TaskError
+
     path = Path(path)
     relative = path.resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()).as_posix()
+    size = path.stat().st_size
+    if used_bytes(task.owner_id) + size > settings.MEDIACRAFT_USER_QUOTA_MB * MB:
+        path.unlink(missing_ok=True)
+        raise TaskError("output_quota_exceeded", {"name": name, "quota": settings.MEDIACRAFT_USER_QUOTA_MB},
+                        detail=f"stored {used_bytes(task.owner_id)} B + result {size} B")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(MB), b""):
@@ -126,11 +138,21 @@ def file_register_output(*, task, path, name):
     except MediaError:
         media = {}
     position = StoredFile.objects.filter(task=task, role=StoredFile.Role.OUTPUT).count()
-    return StoredFile.objects.create(
-        owner_id=task.owner_id, task=task, role=StoredFile.Role.OUTPUT, position=position,
-        original_name=name[:255], stored_name=path.name, path=relative, size=path.stat().st_size,
-        sha256=digest.hexdigest(), media=media,
-    )
+    fields = dict(task=task, role=StoredFile.Role.OUTPUT, position=position, original_name=name[:255],
+                  stored_name=path.name, path=relative, size=path.stat().st_size, sha256=digest.hexdigest(),
+                  media=media)
+    from tasks.selectors import task_owner_id
+
+    for attempt in range(3):
+        # The owner as the database has it now, not as the job loaded it: a visitor who logged
+        # in meanwhile was merged into the account (users.services.account_login) and is gone.
+        owner_id = task_owner_id(task_id=task.pk) or task.owner_id
+        try:
+            with transaction.atomic():
+                return StoredFile.objects.create(owner_id=owner_id, **fields)
+        except IntegrityError:
+            if attempt == 2 or task_owner_id(task_id=task.pk) in (None, owner_id):
+                raise
 
 
 def files_delete_outputs(*, task_id):

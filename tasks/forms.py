@@ -129,8 +129,8 @@ class TaskForm(forms.Form):
         self.add_error(self.field_for(getattr(exc, "field", None)), str(exc.message))
 
     def kind_fields(self):
-        """Bound fields of the kind itself (not title/priority)."""
-        return [self[name] for name in self.fields if name not in self.COMMON_FIELDS]
+        """Bound fields of the kind itself (not title/priority, not hidden ones)."""
+        return [self[name] for name in self.fields if name not in self.COMMON_FIELDS and not self[name].is_hidden]
 
     def lead_fields(self):
         """Bound fields drawn above the groups (command: the tool select). Default: none."""

@@ -1,12 +1,15 @@
-"""Page forms of the video kinds (the contract is in tasks/forms.py). Drawing the boxes on a
-preview frame is a later enhancement of the watermark form; the numbers work today."""
+"""Page forms of the video kinds (the contract is in tasks/forms.py). With JavaScript the
+watermark form uploads the video as soon as it is chosen (a staged upload, named by id in
+`video_file`), shows a frame from the preview endpoint and lets the user draw the boxes on it
+(static/mediacraft/js/boxes.js); the numbers stay editable and work without it. The merge form's
+files can be put in order before they are sent."""
 
 import re
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from tasks.forms import MultipleFileField, TaskForm
+from tasks.forms import MultipleFileField, MultipleFileInput, TaskForm
 
 BOX_RE = re.compile(r"^\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*$")
 
@@ -14,9 +17,14 @@ BOX_RE = re.compile(r"^\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]
 class WatermarkForm(TaskForm):
     kind = "watermark"
 
-    video = forms.FileField(label=_("Video"), help_text=_("The video to clean; it is uploaded when the task starts."))
+    video = forms.FileField(
+        label=_("Video"), widget=forms.ClearableFileInput(attrs={"data-boxes-source": "", "accept": "video/*"}),
+        help_text=_("The video to clean. Choose it first: a frame of it appears below to draw the boxes on."),
+    )
+    video_file = forms.CharField(required=False, widget=forms.HiddenInput(attrs={"data-staged": ""}))
     rects = forms.CharField(
-        label=_("Logo boxes"), widget=forms.Textarea(attrs={"rows": 3, "placeholder": "20, 20, 160, 60"}),
+        label=_("Logo boxes"),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "20, 20, 160, 60", "data-boxes": ""}),
         help_text=_("One box per line: x, y, width, height in the video's pixels, from its top-left corner."),
     )
     method = forms.ChoiceField(
@@ -33,6 +41,11 @@ class WatermarkForm(TaskForm):
         choices=[("clamp", _("Move them 1 pixel inside the frame")), ("refuse", _("Refuse the task"))],
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.data.get(self.add_prefix("video_file")):
+            self.fields["video"].required = False  # already uploaded (staged), named by id
+
     def clean_rects(self):
         boxes = []
         for number, line in enumerate(self.cleaned_data["rects"].splitlines(), start=1):
@@ -48,9 +61,16 @@ class WatermarkForm(TaskForm):
             raise forms.ValidationError(_("Enter at least one box."))
         return boxes
 
+    def param_fields(self):
+        mapping = super().param_fields()
+        mapping.pop("video_file", None)
+        return mapping
+
     def to_params(self):
         data = self.cleaned_data
         params = {"rects": data["rects"], "method": data["method"], "edge": data["edge"]}
+        if data.get("video_file") and not data.get("video"):
+            params["files"] = [data["video_file"]]
         for key in ("start", "end"):
             if data.get(key) is not None:
                 params[key] = data[key]
@@ -60,7 +80,10 @@ class WatermarkForm(TaskForm):
 class MergeForm(TaskForm):
     kind = "merge"
 
-    videos = MultipleFileField(label=_("Videos"), help_text=_("2 to 50 videos, joined in the order you pick them."))
+    videos = MultipleFileField(
+        label=_("Videos"), help_text=_("2 to 50 videos, joined in the order shown; reorder them before starting."),
+        widget=MultipleFileInput(attrs={"multiple": True, "data-orderable": ""}),
+    )
     size = forms.RegexField(
         label=_("Size"), required=False, regex=r"^\d{2,5}x\d{2,5}$",
         widget=forms.TextInput(attrs={"placeholder": "1280x720"}),

@@ -53,3 +53,41 @@ def test_it_starts_a_merge_from_the_form(transactional_db, redis_conn, client, c
     assert response.status_code == 302, response.content.decode()[:3000]
     task = Task.objects.get()
     assert task.kind == "merge" and task.params["size"] == "640x360" and len(task.params["files"]) == 2
+
+
+def staged_upload(client, clip):
+    with open(clip, "rb") as video:
+        response = client.post("/api/files/", {"files": video}, HTTP_X_CSRFTOKEN="unused")
+    assert response.status_code == 201, response.content
+    return response.json()[0]["id"]
+
+
+def test_it_starts_a_watermark_task_from_a_staged_upload(transactional_db, redis_conn, client, clip):
+    file_id = staged_upload(client, clip)
+    response = client.post("/new/watermark/", {
+        "watermark-video_file": file_id, "watermark-rects": "20, 20, 60, 30", "watermark-method": "delogo",
+        "watermark-edge": "clamp", "watermark-priority": "5",
+    })
+    assert response.status_code == 302, response.content.decode()[:3000]
+    task = Task.objects.get()
+    assert task.params["files"] == [file_id]
+    assert StoredFile.objects.get().task_id == task.pk  # the staged file itself, not a copy
+
+
+def test_it_refuses_someone_elses_staged_upload_on_the_video_field(transactional_db, redis_conn, client_for, alice,
+                                                                   bob, clip):
+    file_id = staged_upload(client_for(alice), clip)
+    response = client_for(bob).post("/new/watermark/", {
+        "watermark-video_file": file_id, "watermark-rects": "20, 20, 60, 30", "watermark-method": "delogo",
+        "watermark-edge": "clamp", "watermark-priority": "5",
+    })
+    assert response.status_code == 400
+    assert f"Unknown file: {file_id}" in response.content.decode()
+    assert Task.objects.count() == 0 and StoredFile.objects.get().owner == alice
+
+
+def test_it_still_requires_a_video_without_a_staged_one(transactional_db, redis_conn, client):
+    response = client.post("/new/watermark/", {"watermark-rects": "20, 20, 60, 30", "watermark-method": "delogo",
+                                               "watermark-edge": "clamp", "watermark-priority": "5"})
+    assert response.status_code == 400 and "This field is required" in response.content.decode()
+    assert Task.objects.count() == 0

@@ -20,6 +20,8 @@ def merge_videos(tmp_path_factory):
         "wide": make_video(root / "wide.mp4", size="640x360", rate=30, seconds=2, audio_rate=48000),
         "silent": make_video(root / "silent.mp4", seconds=2, audio=False),
         "phone": make_video(root / "竖屏.mp4", size="240x426", rate=30, seconds=1, logo=False),
+        "baseline": make_video(root / "baseline.mp4", seconds=2, logo=False, extra=("-profile:v", "baseline")),
+        "high": make_video(root / "high.mp4", seconds=2, logo=False, extra=("-preset", "fast", "-profile:v", "high")),
     }
 
 
@@ -55,6 +57,8 @@ def test_it_stream_copies_matching_inputs_in_order(workers, client):
     done = finished(client, task["task_id"])
     assert done["status"] == "completed", done
     assert done["result"]["mode"] == "copy" and done["result"]["reasons"] == []
+    assert done["result"]["why"].startswith("all 2 inputs match (h264 (")
+    assert "320x240 25 fps yuv420p, aac 44100 Hz 1 ch" in done["result"]["why"]
     out = output_info(done)
     assert abs(out["duration"] - 5.0) < 0.15
     assert (out["width"], out["height"], out["fps"], out["acodec"]) == (320, 240, 25.0, "aac")
@@ -82,6 +86,17 @@ def test_it_scales_to_a_chosen_size_and_frame_rate(workers, client):
     out = output_info(done)
     assert (out["width"], out["height"], out["fps"]) == (640, 360, 30.0)
     assert "size 640x360 chosen" in done["result"]["reasons"]
+
+
+def test_it_reencodes_inputs_whose_h264_profiles_differ(workers, client):
+    """A copy would keep the first input's codec parameters for both: browsers glitch on the second."""
+    assert (info(VIDEOS["baseline"])["vprofile"], info(VIDEOS["high"])["vprofile"]) == ("Constrained Baseline", "High")
+    workers(1)
+    done = finished(client, submit(client, ["baseline", "high"]).json()["task_id"])
+    assert done["status"] == "completed", done
+    assert done["result"]["mode"] == "reencode"
+    assert "vprofile differs (Constrained Baseline, High)" in done["result"]["reasons"]
+    assert done["result"]["why"].startswith("re-encoded: vprofile differs")
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,14 @@
 """`watermark` with real ffmpeg: uploads, validation against the real frame, the result decoded."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import psutil
 import pytest
 from django.conf import settings
 
+from storage.media import ffmpeg_exe
 from storage.models import StoredFile
 from tasks.models import Task
 from tests.conftest import wait_for
@@ -201,3 +203,60 @@ VIDEOS = {}
 @pytest.fixture(autouse=True)
 def _videos(videos):
     VIDEOS.update(videos)
+
+
+def test_it_refuses_a_submit_naming_staged_files_when_the_disk_is_low(transactional_db, client, settings):
+    upload = client.post("/api/files/", {"files": open(VIDEOS["logo"], "rb")})
+    assert upload.status_code == 201, upload.content
+    settings.MEDIACRAFT_MIN_FREE_DISK_MB = 10**9
+    response = client.post("/api/tasks/", {"kind": "watermark", "params": {"files": [upload.json()[0]["id"]],
+                                                                           "rects": [LOGO]}},
+                           content_type="application/json")
+    assert response.status_code == 507 and response.json()["error"]["code"] == "disk_full"
+    assert Task.objects.count() == 0 and StoredFile.objects.get().task_id is None
+
+
+def test_it_fails_a_result_that_does_not_fit_in_the_quota_and_keeps_nothing(workers, client_for, alice):
+    workers(1, MEDIACRAFT_USER_QUOTA_MB=1)
+    client = client_for(alice)
+    # Fill the quota up to a few KB above the input: the result (about the input's size) cannot fit.
+    StoredFile.objects.create(owner=alice, role="input", original_name="filler", stored_name="filler",
+                              path="filler", size=1024 * 1024 - VIDEOS["logo"].stat().st_size - 4096, sha256="0")
+    task = upload_task(client, VIDEOS["logo"], rects=[LOGO]).json()
+    done = wait_for(lambda: (b := client.get(f"/api/tasks/{task['task_id']}/").json())["status"] not in
+                    ("pending", "queued", "running", "retrying") and b, 60, message="the task to finish")
+    assert done["status"] == "failed" and done["error"]["code"] == "output_quota_exceeded", done
+    assert "does not fit in your storage quota of 1 MB" in done["error"]["message"]
+    assert done["outputs"] == []
+    output_dir = Path(settings.MEDIA_ROOT) / "tasks" / task["task_id"] / "output"
+    assert not output_dir.exists() or not any(output_dir.iterdir())
+
+
+def test_it_cleans_several_boxes_of_a_rotated_silent_phone_video(workers, client, tmp_path):
+    """A phone video is stored landscape with a display rotation: boxes are in the upright frame
+    the user sees, the output is upright, and a video without sound stays without."""
+    stored_landscape = make_video(tmp_path / "raw.mp4", size="426x240", seconds=2, audio=False, logo=False,
+                                  extra=("-vf", "drawbox=x=180:y=100:w=60:h=30:color=red@1:t=fill"))
+    rotated = tmp_path / "竖拍.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", "90", "-i", str(stored_landscape),
+                    "-c", "copy", str(rotated)], check=True, timeout=60)
+    src = info(rotated)
+    assert (src["width"], src["height"], src["has_audio"]) == (240, 426, False) and src["rotation"] in (90, 270)
+    before = frame_rgb(rotated, 1, 240, 426)
+    # The logo at (180, 100, 60x30) of the stored frame, turned a quarter either way.
+    turned = [{"x": 100, "y": 426 - 180 - 60, "w": 30, "h": 60}, {"x": 240 - 100 - 30, "y": 180, "w": 30, "h": 60}]
+    logo = max(turned, key=lambda box: redness(before, 240, box))
+    second = {"x": 150, "y": 330, "w": 50, "h": 40}
+    far = {"x": 20, "y": 20, "w": 40, "h": 40}
+    workers(1)
+    task = upload_task(client, rotated, rects=[logo, second], method="removelogo").json()
+    done = wait_done(client, task["task_id"])
+    assert done["status"] == "completed", done
+    assert done["result"]["audio"] == "none" and done["result"]["size"] == "240x426"
+    path = StoredFile.objects.get(pk=done["outputs"][0]["id"]).abs_path
+    out = info(path)
+    assert (out["width"], out["height"], out["has_audio"]) == (240, 426, False)
+    after = frame_rgb(path, 1, 240, 426)
+    assert redness(before, 240, logo) > 150 and redness(after, 240, logo) < 60
+    assert region_mean_diff(before, after, 240, second) > 8  # filled in: changed
+    assert region_mean_diff(before, after, 240, far) < 6  # untouched

@@ -12,7 +12,10 @@ from tasks.models import TaskKind
 from tasks.processors import Processor
 
 MIN_INPUTS, MAX_INPUTS = 2, 50
-MATCH_KEYS = ("vcodec", "width", "height", "fps", "pix_fmt", "has_audio", "acodec", "sample_rate", "channels")
+# Joined by stream copy, the output keeps one set of codec parameters: a different profile (e.g.
+# Baseline + High) decodes in ffmpeg but glitches in browsers, so it needs a re-encode too.
+MATCH_KEYS = ("vcodec", "vprofile", "width", "height", "fps", "pix_fmt", "has_audio", "acodec", "sample_rate",
+              "channels")
 COPYABLE_VIDEO = {"h264", "hevc"}
 COPYABLE_AUDIO = {"aac", "mp3", None}
 SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
@@ -34,6 +37,18 @@ def copy_blockers(medias):
     if any(m.get("rotation") for m in medias):
         reasons.append("rotated input")
     return reasons
+
+
+def describe(media):
+    """What the inputs share, for a result that says why they could be copied."""
+    video = " ".join(str(v) for v in (media.get("vcodec"), media.get("vprofile") and f"({media['vprofile']})",
+                                      f"{media.get('width')}x{media.get('height')}",
+                                      media.get("fps") and f"{media['fps']:g} fps", media.get("pix_fmt")) if v)
+    if not media.get("has_audio"):
+        return f"{video}, no audio"
+    audio = " ".join(str(v) for v in (media.get("acodec"), media.get("sample_rate") and f"{media['sample_rate']} Hz",
+                                      media.get("channels") and f"{media['channels']} ch") if v)
+    return f"{video}, {audio}"
 
 
 def even(n):
@@ -128,7 +143,11 @@ class MergeProcessor(Processor):
         final = ctx.output_dir / name
         part.replace(final)
         stored = ctx.add_output(final, name)
-        return {"output": name, "mode": mode, "reasons": reasons, "inputs": len(files),
+        if mode == "copy":
+            why = f"all {len(files)} inputs match ({describe(medias[0])}): joined without re-encoding"
+        else:
+            why = "re-encoded: " + "; ".join(reasons)
+        return {"output": name, "mode": mode, "reasons": reasons, "why": why, "inputs": len(files),
                 "size": f"{width}x{height}", "fps": fps, "duration": stored.media.get("duration")}
 
     @staticmethod

@@ -1,12 +1,14 @@
 // Entry point of every page (an ES module: no build step, no framework).
 import { initChrome } from "./chrome.js";
 import { refreshTimes } from "./format.js";
+import { initVideoForms } from "./boxes.js";
 import { initForms } from "./forms.js";
 import { Live } from "./live.js";
 import { initNotifications, taskSeen } from "./notify.js";
 import { initActions, TaskDetail, TaskList } from "./tasks.js";
 
 initChrome();
+initVideoForms();
 initForms();
 initNotifications();
 refreshTimes();

@@ -2,6 +2,9 @@
 import { t } from "./i18n.js";
 
 export function csrfToken() {
+  // The cookie first: a visitor's first write logs them in, which rotates the token the page has.
+  const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
+  if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
   const meta = document.querySelector('meta[name="csrf-token"]');
   return meta ? meta.content : "";
 }
@@ -82,7 +85,16 @@ function initConfirmForms() {
   });
 }
 
+// A form rendered before this visitor's first write carries a token that write rotated.
+function initFreshTokens() {
+  document.addEventListener("submit", (event) => {
+    const input = event.target.querySelector('input[name="csrfmiddlewaretoken"]');
+    if (input) input.value = csrfToken();
+  }, true);
+}
+
 export function initChrome() {
+  initFreshTokens();
   initMenus();
   initFlashes();
   initCopy();

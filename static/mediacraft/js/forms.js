@@ -1,7 +1,8 @@
 // New-task forms: show the fields of the chosen tool, prevent double submits, and for kinds with
 // uploads send the files with a byte-accurate, cancellable progress bar:
 //   1. POST the fields (no files) to the page with X-MediaCraft-Prepare: 1 -> {submission, field_map}
-//   2. XHR multipart POST /api/tasks/ with kind, params, title, priority and the files, in order.
+//   2. XHR multipart POST /api/tasks/ with kind, params, title, priority and the files, in order
+//      (a watermark video already staged for its preview by boxes.js is named in params instead).
 import { csrfToken } from "./chrome.js";
 import { formatBytes } from "./format.js";
 import { t } from "./i18n.js";
@@ -93,15 +94,18 @@ function initUpload(form) {
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (xhr) return;
+    if (xhr || form.hasAttribute("data-staging")) return;
     clearErrors(form);
     busy(true);
     const fields = new FormData(form);
     const files = [];
+    const staged = form.querySelector("[data-staged]");
     for (const input of form.querySelectorAll('input[type="file"]')) {
-      if (input.closest("fieldset:disabled")) continue;
       fields.delete(input.name);
-      files.push(...input.files);
+      if (input.closest("fieldset:disabled")) continue;
+      // already uploaded for its preview: the submission names it by id instead
+      if ("boxesSource" in input.dataset && staged && staged.value) continue;
+      files.push(...(input.orderedFiles || input.files));
     }
     text.textContent = t("checking_form");
     let prepared;
@@ -164,6 +168,7 @@ function initUpload(form) {
     xhr.addEventListener("load", () => {
       const body = xhr.response;
       if (xhr.status === 201 && body && body.task_id) {
+        form.dispatchEvent(new Event("mc:submitted"));
         location.assign(`/tasks/${encodeURIComponent(body.task_id)}/?created=1`);
         return;
       }

@@ -1,0 +1,147 @@
+"""The video forms in a real Chromium: the watermark video is staged as soon as it is chosen, a
+frame of it is shown, boxes are drawn, moved and removed on it and kept in step with the numbers;
+the merge form's files are put in order before they are sent. Real daphne, workers and ffmpeg."""
+
+import re
+
+import pytest
+
+from storage.models import StoredFile
+from tasks.models import Task
+from tests.browser import *  # noqa: F401,F403
+from tests.conftest import wait_for
+from tests.media_helpers import LOGO, make_video
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return make_video(tmp_path / "带台标 clip.mp4", size="640x360", seconds=3)
+
+
+def frame_box(page):
+    return page.locator("[data-boxes-layer]").bounding_box()
+
+
+def drag(page, start, end):
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=3)
+    page.mouse.move(*end, steps=3)
+    page.mouse.up()
+
+
+def to_screen(layer, x, y, size=(640, 360)):
+    return layer["x"] + x * layer["width"] / size[0], layer["y"] + y * layer["height"] / size[1]
+
+
+def boxes_text(page):
+    return page.locator("textarea[data-boxes]").input_value().strip()
+
+
+def parse(text):
+    return [tuple(int(v) for v in line.split(",")) for line in text.splitlines() if line.strip()]
+
+
+def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_page, clip):
+    workers(1)
+    page = new_page()
+    page.goto(f"{server.url}/new/watermark/")
+    page.locator("input[type=file][data-boxes-source]").set_input_files(str(clip))
+
+    # The video is uploaded at once and a frame of it shown, with its real size.
+    wait_for(lambda: page.locator("[data-staged]").input_value(), 30, message="the staged upload")
+    staged = StoredFile.objects.get(pk=page.locator("[data-staged]").input_value())
+    assert staged.task_id is None and staged.original_name == clip.name
+    page.wait_for_function("() => { const i = document.querySelector('.boxes__frame');"
+                           " return i && i.complete && i.naturalWidth > 0; }")
+    assert "640×360" in page.locator(".boxes__info").inner_text()
+
+    # Draw around the red logo: the numbers follow, in the video's pixels.
+    layer = frame_box(page)
+    drag(page, to_screen(layer, LOGO["x"], LOGO["y"]),
+         to_screen(layer, LOGO["x"] + LOGO["w"], LOGO["y"] + LOGO["h"]))
+    (box,) = parse(boxes_text(page))
+    for got, want in zip(box, (LOGO["x"], LOGO["y"], LOGO["w"], LOGO["h"])):
+        assert abs(got - want) <= 3, (box, LOGO)
+    assert page.locator("[data-box]").count() == 1
+
+    # A second box, then moved by dragging it; then removed with its button.
+    drag(page, to_screen(layer, 400, 200), to_screen(layer, 480, 260))
+    assert len(parse(boxes_text(page))) == 2
+    second = parse(boxes_text(page))[1]
+    drag(page, to_screen(layer, 440, 230), to_screen(layer, 340, 130))
+    moved = parse(boxes_text(page))[1]
+    assert abs((second[0] - moved[0]) - 100) <= 3 and abs((second[1] - moved[1]) - 100) <= 3
+    assert moved[2:] == second[2:]
+    page.get_by_role("button", name="Remove box 2").click()
+    assert len(parse(boxes_text(page))) == 1
+
+    # Typing numbers redraws the boxes.
+    page.locator("textarea[data-boxes]").fill(f"{LOGO['x']}, {LOGO['y']}, {LOGO['w']}, {LOGO['h']}\n300, 100, 50, 40")
+    assert page.locator("[data-box]").count() == 2
+    page.locator("textarea[data-boxes]").fill(f"{LOGO['x']}, {LOGO['y']}, {LOGO['w']}, {LOGO['h']}")
+    assert page.locator("[data-box]").count() == 1
+
+    # Another frame; its time becomes the start.
+    page.locator("[data-boxes-time]").fill("2")
+    page.get_by_role("button", name="Use as start").click()
+    assert page.get_by_label("From second").input_value() == "2.0"
+    page.get_by_label("From second").fill("")
+
+    page.get_by_role("button", name="Start task").click()
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]{36}/\?created=1$|/tasks/[0-9a-f-]{36}/$"))
+    task_id = page.url.split("/tasks/")[1].split("/")[0]
+    task = wait_for(lambda: (t := Task.objects.get(pk=task_id)).status in Task.TERMINAL and t, 60,
+                    message="the watermark task to finish")
+    assert task.status == Task.Status.COMPLETED, (task.error_code, task.error_detail)
+    assert task.params["files"] == [str(staged.pk)]  # the staged upload, not a second copy
+    assert task.params["rects"] == [LOGO]
+    assert StoredFile.objects.filter(owner=staged.owner, role=StoredFile.Role.INPUT).count() == 1
+
+
+def test_it_replaces_the_staged_video_when_another_is_chosen(server, transactional_db, redis_conn, new_page,
+                                                               clip, tmp_path):
+    page = new_page()
+    page.goto(f"{server.url}/new/watermark/")
+    source = page.locator("input[type=file][data-boxes-source]")
+    source.set_input_files(str(clip))
+    first = wait_for(lambda: page.locator("[data-staged]").input_value(), 30, message="the first staged upload")
+    other = make_video(tmp_path / "other.mp4", size="320x240", seconds=2, logo=False)
+    source.set_input_files(str(other))
+    second = wait_for(lambda: (v := page.locator("[data-staged]").input_value()) != first and v, 30,
+                      message="the second staged upload")
+    wait_for(lambda: not StoredFile.objects.filter(pk=first).exists(), 10, message="the first upload to be removed")
+    assert StoredFile.objects.get(pk=second).media["width"] == 320
+    assert "320×240" in page.locator(".boxes__info").inner_text()
+
+
+def test_it_names_a_refused_video_on_its_field(server, transactional_db, redis_conn, new_page, tmp_path):
+    junk = tmp_path / "notes.mp4"
+    junk.write_bytes(b"this is not a video at all" * 100)
+    page = new_page()
+    page.allowed_errors = ["400"]  # the refused upload's response is logged by the browser
+    page.goto(f"{server.url}/new/watermark/")
+    page.locator("input[type=file][data-boxes-source]").set_input_files(str(junk))
+    error = page.locator("[data-field-error]").first
+    wait_for(lambda: error.is_visible(), 30, message="the upload error")
+    assert "notes.mp4" in error.inner_text()
+    assert page.locator("[data-boxes-panel]").is_hidden()
+    assert not StoredFile.objects.exists()
+
+
+def test_it_sends_the_merge_videos_in_the_order_chosen(server, workers, new_page, tmp_path):
+    workers(1)
+    first = make_video(tmp_path / "a-first.mp4", size="320x240", seconds=1, logo=False)
+    second = make_video(tmp_path / "b-second.mp4", size="320x240", seconds=2, logo=False)
+    page = new_page()
+    page.goto(f"{server.url}/new/merge/")
+    page.locator("input[type=file][data-orderable]").set_input_files([str(first), str(second)])
+    items = page.locator("[data-file-order] li")
+    assert [items.nth(i).locator(".order__name").inner_text() for i in range(2)] == ["a-first.mp4", "b-second.mp4"]
+    page.get_by_role("button", name="Move a-first.mp4 down").click()
+    assert [items.nth(i).locator(".order__name").inner_text() for i in range(2)] == ["b-second.mp4", "a-first.mp4"]
+    page.get_by_role("button", name="Start task").click()
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]{36}/"))
+    task_id = page.url.split("/tasks/")[1].split("/")[0]
+    inputs = StoredFile.objects.filter(task_id=task_id, role=StoredFile.Role.INPUT).order_by("position")
+    assert [f.original_name for f in inputs] == ["b-second.mp4", "a-first.mp4"]
