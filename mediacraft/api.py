@@ -2,16 +2,49 @@
 
 import json
 import logging
+import re
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
+from ninja.parser import Parser
 
 from tasks.errors import ApiError
 
 log = logging.getLogger(__name__)
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json(raw):
+    """JSON text as a request may carry it, or ValueError: also for nesting deeper than the
+    parser goes and for lone surrogates ("\\ud800"), which no database, file name or command
+    line can take."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    stack = [value]
+    while stack:  # no recursion: the parser allows deeper nesting than a recursive walk would
+        item = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                raise ValueError("a lone surrogate in a JSON string")
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+class JsonParser(Parser):
+    """Typed bodies (ninja schemas) are read by the same rules as read_json."""
+
+    def parse_body(self, request):
+        return parse_json(request.body)
 
 
 def read_json(request):
@@ -23,8 +56,8 @@ def read_json(request):
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(raw)
+    except ValueError:  # UnicodeDecodeError included
         raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
 
 
@@ -47,12 +80,52 @@ def error_response(api, request, status, code, message, **extra):
     return api.create_response(request, body, status=status)
 
 
+# pydantic's error types → our messages, so a client reads the viewer's language and never
+# pydantic's English ("Field required"). The rest fall back to a plain "is not valid".
+VALIDATION_MESSAGES = {
+    "missing": gettext_lazy("%(field)s is required."),
+    "int_type": gettext_lazy("%(field)s must be a whole number."),
+    "int_parsing": gettext_lazy("%(field)s must be a whole number."),
+    "int_from_float": gettext_lazy("%(field)s must be a whole number."),
+    "float_type": gettext_lazy("%(field)s must be a number."),
+    "float_parsing": gettext_lazy("%(field)s must be a number."),
+    "finite_number": gettext_lazy("%(field)s must be a number."),
+    "bool_type": gettext_lazy("%(field)s must be true or false."),
+    "bool_parsing": gettext_lazy("%(field)s must be true or false."),
+    "string_type": gettext_lazy("%(field)s must be text."),
+    "string_unicode": gettext_lazy("%(field)s must be text."),
+    "string_too_long": gettext_lazy("%(field)s must be at most %(max_length)s characters long."),
+    "string_too_short": gettext_lazy("%(field)s must be at least %(min_length)s characters long."),
+    "greater_than_equal": gettext_lazy("%(field)s must be at least %(ge)s."),
+    "greater_than": gettext_lazy("%(field)s must be greater than %(gt)s."),
+    "less_than_equal": gettext_lazy("%(field)s must be at most %(le)s."),
+    "less_than": gettext_lazy("%(field)s must be less than %(lt)s."),
+    "list_type": gettext_lazy("%(field)s must be a list."),
+    "dict_type": gettext_lazy("%(field)s must be a JSON object."),
+    "model_type": gettext_lazy("%(field)s must be a JSON object."),
+    "model_attributes_type": gettext_lazy("%(field)s must be a JSON object."),
+    "extra_forbidden": gettext_lazy("Unknown field: %(name)s."),
+}
+WHOLE_BODY = ("body", "query", "path", "payload", "form", "file")
+
+
 def _describe(errors):
-    parts = []
-    for err in errors[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "payload"))
-        parts.append(f"{loc}: {err.get('msg', '')}" if loc else str(err.get("msg", "")))
-    return "; ".join(parts)
+    """([translated message, ...], the first error's field) of pydantic's errors."""
+    messages, first_field = [], None
+    for err in errors[:3]:
+        field = ".".join(str(p) for p in err.get("loc", ()) if p not in WHOLE_BODY)
+        first_field = first_field or field or None
+        if not field:
+            messages.append(_("The request body is missing or not a JSON object.") if err.get("type") in (
+                "missing", "model_type", "model_attributes_type", "dict_type") else _("The request is not valid."))
+            continue
+        template = VALIDATION_MESSAGES.get(err.get("type"), gettext_lazy("%(field)s is not valid."))
+        values = {k: v for k, v in (err.get("ctx") or {}).items() if isinstance(v, (int, float, str))}
+        try:
+            messages.append(str(template) % {**values, "field": field[:60], "name": field[:60]})
+        except (KeyError, TypeError, ValueError):  # a context pydantic did not give: say less, never crash
+            messages.append(_("%(field)s is not valid.") % {"field": field[:60]})
+    return messages, first_field
 
 
 def build_api():
@@ -69,6 +142,7 @@ def build_api():
         description="Submit and follow media jobs. Browser sessions use the cookie plus CSRF; "
         "scripts use `Authorization: Bearer <token>` from the account page.",
         urls_namespace="api",
+        parser=JsonParser(),
     )
 
     @api.exception_handler(ApiError)
@@ -77,7 +151,9 @@ def build_api():
 
     @api.exception_handler(ValidationError)
     def on_validation(request, exc):
-        return error_response(api, request, 400, "invalid", _("Invalid request: %(details)s") % {"details": _describe(exc.errors)})
+        messages, field = _describe(exc.errors)
+        return error_response(api, request, 400, "invalid", " ".join(messages) or _("The request is not valid."),
+                              field=field)
 
     @api.exception_handler(HttpError)
     def on_http_error(request, exc):

@@ -106,8 +106,12 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "mediacraft.middleware.JsonApiErrorsMiddleware",
+    # Outside the CSRF middleware: a refused multipart POST has already streamed its files to disk.
+    "storage.uploads.DiscardUploadsMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Inside the session and CSRF middleware, so they see the session and token it restores.
+    "users.middleware.RefusedVisitorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -161,7 +165,10 @@ RQ_SHOW_ADMIN_LINK = True
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "mediacraft", "capacity": 500, "expiry": 30},
+        # redis-py 8 times reads out after 5 s by default, exactly as long as channels_redis blocks
+        # waiting for a socket's next message: every idle socket then died after 5 s.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "mediacraft",
+                   "capacity": 500, "expiry": 30},
     }
 }
 

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation.trans_real import get_supported_language_variant, parse_accept_lang_header
 
-from tasks.events import public_task, user_group
+from tasks.events import public_task, session_group, user_group
 
 
 def scope_language(scope):
@@ -25,18 +25,26 @@ def scope_language(scope):
 
 
 class TaskEventsConsumer(AsyncJsonWebsocketConsumer):
+    groups_joined = ()
+
     async def connect(self):
         user = self.scope.get("user")
+        session = self.scope.get("session")
         self.language = scope_language(self.scope)
-        self.group = user_group(user.pk) if user is not None and user.is_authenticated else None
-        if self.group:
-            await self.channel_layer.group_add(self.group, self.channel_name)
+        authenticated = user is not None and user.is_authenticated
+        # The user group is chosen once, here; the session group lets a logout (or a login) in
+        # another tab close this socket, and the page then reconnects as whoever it now is.
+        self.groups_joined = [user_group(user.pk)] if authenticated else []
+        if authenticated and session is not None and session.session_key:
+            self.groups_joined.append(session_group(session.session_key))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "authenticated": bool(self.group), "language": self.language})
+        await self.send_json({"type": "hello", "authenticated": authenticated, "language": self.language})
 
     async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
         if isinstance(content, dict) and content.get("type") == "ping":
@@ -49,3 +57,6 @@ class TaskEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def task_deleted(self, event):
         await self.send_json({"type": "task_deleted", "task_id": event["task_id"]})
+
+    async def session_ended(self, event):
+        await self.close()

@@ -116,6 +116,14 @@ def validate_param_schema(value):
     check_schema(value)
 
 
+def validate_translations(value):
+    from django.core.exceptions import ValidationError
+
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and len(v) <= 300
+                                              for k, v in value.items()):
+        raise ValidationError(_('Give {language code: text}, e.g. {"zh-hans": "…"}, each text at most 300 characters.'))
+
+
 class CommandTemplate(models.Model):
     """An admin-registered command-line tool. Run without a shell: argv items are formatted
     with the user's parameters ({name}), {output_dir}, {task_id}, {python} (MediaCraft's
@@ -124,6 +132,11 @@ class CommandTemplate(models.Model):
 
     name = models.SlugField(_("name"), max_length=60, unique=True)
     description = models.CharField(_("description"), max_length=300, blank=True)
+    description_translations = models.JSONField(
+        _("description in other languages"), default=dict, blank=True, validators=[validate_translations],
+        help_text=_('{language code: text}, e.g. {"zh-hans": "…"}; other languages see the description above. '
+                    'Parameter labels and help take the same form in the parameters.'),
+    )
     argv = models.JSONField(_("command"), validators=[validate_argv], help_text=_('e.g. ["python3", "gen.py", "--topic", "{topic}"]'))
     param_schema = models.JSONField(
         _("parameters"),

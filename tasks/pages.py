@@ -68,9 +68,24 @@ STAT_LABELS = {
     "deleted": gettext_lazy("Deleted"),
     "folders": gettext_lazy("Folders"),
     "files_per_second": gettext_lazy("Files per second"),
+    # calibration (counts of entries by what was found out)
+    "total": gettext_lazy("Total"),
+    "found": gettext_lazy("Found"),
+    "unknown": gettext_lazy("Unknown to qBittorrent"),
+    "timeout": gettext_lazy("Timed out"),
+    "no_metadata": gettext_lazy("Stopped without metadata"),
+    "refused": gettext_lazy("Refused"),
+    "waiting": gettext_lazy("Waiting for metadata"),
     # any kind
     "eta_seconds": gettext_lazy("Time left"),
     "eta": gettext_lazy("Time left"),
+}
+# Top-level parameters of kinds without a page form to name them (STRM sync).
+PARAM_LABELS = {
+    "profile": gettext_lazy("Profile"),
+    "profile_name": gettext_lazy("Profile name"),
+    "sync_type": gettext_lazy("Sync type"),
+    "trigger": gettext_lazy("Started by"),
 }
 HIDDEN_STATS = ("eta_source", "progress_percent")
 SPEED_STATS = ("download_speed", "speed", "files_per_second")  # the first present is the row's "speed"
@@ -106,6 +121,22 @@ def client_strings():
         "upload_cancelled": _("Upload cancelled. Nothing was submitted."),
         "upload_failed": _("The upload failed: the connection was lost. Try again."),
         "checking_form": _("Checking…"),
+        "upload_progress": _("Upload progress"),
+        "cancel_upload": _("Cancel upload"),
+        "staging": _("Uploading %(name)s to show a frame of it…"),
+        "video_info": _("%(width)s×%(height)s pixels · %(duration)s · %(size)s"),
+        "frame_alt": _("A frame of the video: drag on it to draw a box around each logo"),
+        "preview_failed": _("No frame of this video could be shown; enter the boxes as numbers."),
+        "frame_at": _("Frame at"),
+        "use_as_start": _("Use as start"),
+        "use_as_end": _("Use as end"),
+        "clear_boxes": _("Clear the boxes"),
+        "remove_box": _("Remove box %(n)s"),
+        "boxes_help": _("Drag on the picture to draw a box around each logo; drag a box to move it and its corner "
+                        "to resize it. Move the slider to find a frame where the logo shows."),
+        "order_label": _("Order in which the videos are joined"),
+        "move_up": _("Move %(name)s up"),
+        "move_down": _("Move %(name)s down"),
         "server_error": _("The server could not handle the request (HTTP %(status)s). Try again in a moment."),
         "network_error": _("Could not reach the server. Check your connection and try again."),
         "cancelling": _("Cancelling…"),
@@ -127,6 +158,7 @@ def client_strings():
         "copied": _("Copied to the clipboard."),
         "copy_failed": _("Could not copy; select the text and copy it yourself."),
         "stats": {key: str(label) for key, label in STAT_LABELS.items()},
+        "stat_values": {key: {code: str(label) for code, label in codes.items()} for key, codes in value_labels().items()},
         "stats_hidden": list(HIDDEN_STATS),
         "stats_speed": list(SPEED_STATS),
         "stats_eta": list(ETA_STATS),
@@ -185,6 +217,19 @@ def format_duration(seconds, always_hours=False):
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours or always_hours else f"{minutes}:{secs:02d}"
 
 
+def value_labels():
+    """{key: {code: label}} of stats and params whose values are codes, so they show translated."""
+    from strm.models import SyncTrigger, SyncType
+
+    return {"sync_type": dict(SyncType.choices), "trigger": dict(SyncTrigger.choices)}
+
+
+def value_label(key, value):
+    """The label of a coded value (as static/mediacraft/js/format.js statRows), else None."""
+    label = value_labels().get(key, {}).get(value) if isinstance(value, str) else None
+    return str(label) if label is not None else None
+
+
 def format_stat(key, value):
     """The same formatting as static/mediacraft/js/format.js formatStat()."""
     if isinstance(value, bool):
@@ -214,7 +259,8 @@ def stats_rows(stats):
     for key, value in (stats or {}).items():
         if key in HIDDEN_STATS or key.startswith("_") or value is None or value == "":
             continue
-        rows.append({"key": key, "label": str(STAT_LABELS.get(key, key.replace("_", " "))), "value": format_stat(key, value)})
+        rows.append({"key": key, "label": str(STAT_LABELS.get(key, key.replace("_", " "))),
+                     "value": value_label(key, value) or format_stat(key, value)})
     return rows
 
 
@@ -263,8 +309,9 @@ def param_rows(params, labels=None, prefix=""):
         if isinstance(value, dict) and value:
             rows.extend(param_rows(value, labels, f"{path}."))
         else:
-            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            rows.append({"path": path, "name": (labels or {}).get(path) or path.replace(".", " › "), "value": shown})
+            shown = value_label(key, value) or (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+            name = (labels or {}).get(path) or PARAM_LABELS.get(path) or path.replace(".", " › ")
+            rows.append({"path": path, "name": str(name), "value": shown})
     return rows
 
 

@@ -19,6 +19,11 @@ def task_get_for_user(*, user, task_id):
     return task
 
 
+def task_owner_id(*, task_id):
+    """The task's owner now (a running job's copy goes stale when a visitor logs in), or None."""
+    return Task.objects.filter(pk=task_id).values_list("owner_id", flat=True).first()
+
+
 def task_list(*, user, status=None, kind=None):
     if user is None or not user.is_authenticated:
         return Task.objects.none()

@@ -181,6 +181,40 @@ def test_it_creates_the_visitor_on_a_first_submit_of_an_open_template(db):
     assert task_ids(client) == {response.json()["task_id"]}
 
 
+def refused_upload(client, where, tmp_path, token):
+    """A non-video upload, refused with a 400 by the API's submit, its staging endpoint or the page."""
+    bogus = tmp_path / "notes.txt"
+    bogus.write_bytes(b"not a video at all")
+    headers = {"X-CSRFToken": token}
+    with open(bogus, "rb") as f:
+        if where == "api-task":
+            params = json.dumps({"rects": [{"x": 0, "y": 0, "w": 8, "h": 8}]})
+            return client.post(TASKS, {"kind": "watermark", "params": params, "files": f}, headers=headers)
+        if where == "api-file":
+            return client.post("/api/files/", {"files": f}, headers=headers)
+        return client.post("/new/watermark/", {"watermark-video": f, "watermark-rects": "0, 0, 8, 8",
+                                               "watermark-method": "delogo", "watermark-edge": "clamp",
+                                               "watermark-priority": "5"}, headers=headers)
+
+
+@pytest.mark.parametrize("where", ["api-task", "api-file", "page"])
+def test_it_leaves_no_visitor_behind_after_a_refused_upload(transactional_db, alice, where, tmp_path):
+    from storage.models import StoredFile
+
+    users = User.objects.count()
+    client = Client(enforce_csrf_checks=True)
+    token = account(client)["csrf_token"]
+    response = refused_upload(client, where, tmp_path, token)
+    assert response.status_code == 400, response.content[:2000]
+    assert User.objects.count() == users
+    assert StoredFile.objects.count() == 0
+    assert SESSION_COOKIE not in response.cookies or not response.cookies[SESSION_COOKIE].value
+    assert SESSION_KEY not in client.session
+    # The token the page holds still works: the next try is not refused as a stale CSRF token.
+    first_write(client, headers={"X-CSRFToken": token})
+    assert User.objects.count() == users + 1
+
+
 # --- claim -------------------------------------------------------------------------------------
 
 
@@ -286,6 +320,52 @@ def test_it_moves_a_visitors_tasks_to_the_account_they_log_in_to(alice, tool):
     assert set(Task.objects.values_list("owner", flat=True)) == {alice.pk}
     assert task_ids(client) == {str(t.pk) for t in [own, *tasks]}
     assert session_user(client) == alice
+
+
+def visitor_files(visitor, task):
+    """An upload attached to the task, a result of it and a staged upload: rows and files on disk."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from storage import services as storage
+    from tasks.runtime import task_work_dir
+
+    used = storage.file_store_upload(owner=visitor, upload=SimpleUploadedFile("in.txt", b"input"), video=False)
+    storage.files_attach(task=task, file_ids=[used.pk])
+    staged = storage.file_store_upload(owner=visitor, upload=SimpleUploadedFile("staged.txt", b"s"), video=False)
+    out = task_work_dir(task.pk) / "output"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.txt").write_text("result")
+    result = storage.file_register_output(task=task, path=out / "result.txt", name="result.txt")
+    return [used, staged, result]
+
+
+def test_it_moves_a_visitors_files_to_the_account_and_keeps_them_on_disk(alice, tool,
+                                                                        django_capture_on_commit_callbacks):
+    from storage.models import StoredFile
+
+    client, visitor, (task,) = new_visitor_with_tasks(1, tool)
+    files = visitor_files(visitor, task)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert login(client, "alice", "alice-pass-123!").status_code == 200
+    assert not User.objects.filter(pk=visitor.pk).exists()
+    for stored in files:
+        assert StoredFile.objects.get(pk=stored.pk).owner_id == alice.pk
+        assert stored.abs_path.read_bytes()
+    assert b"".join(client.get(f"/api/files/{files[2].pk}/download/").streaming_content) == b"result"
+
+
+def test_it_registers_a_running_tasks_later_outputs_under_the_account(alice, tool):
+    from storage import services as storage
+    from storage.models import StoredFile
+    from tasks.runtime import task_work_dir
+
+    client, visitor, (task,) = new_visitor_with_tasks(1, tool)  # `task`: the job's copy, loaded before the login
+    assert login(client, "alice", "alice-pass-123!").status_code == 200
+    out = task_work_dir(task.pk) / "output"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "late.txt").write_text("late")
+    stored = storage.file_register_output(task=task, path=out / "late.txt", name="late.txt")
+    assert StoredFile.objects.get(pk=stored.pk).owner_id == alice.pk
 
 
 def test_it_keeps_a_registered_users_tasks_when_they_log_in_as_someone_else(alice, bob, tool, client_for):

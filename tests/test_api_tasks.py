@@ -705,3 +705,35 @@ def test_it_runs_a_task_submitted_over_http_to_completion(workers, alice, tool, 
     assert body["queued_at"] and body["started_at"] and body["finished_at"]
     assert client.get(TASKS, {"status": "completed"}).json()["count"] == 1
 
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])  # English last: requests leave their language active
+def test_it_names_the_field_of_a_schema_error_in_the_viewers_language(alice, client_for, language):
+    from mediacraft.api import _describe
+
+    client = client_for(alice)
+    expected = {
+        "en": ("page must be a whole number.", "password is required.", "username must be text.",
+               "title must be at most 5 characters long.", "flag must be true or false.", "size must be at least 1."),
+        "zh-hans": ("page 必须是整数。", "必须填写 password。", "username 必须是文本。", "title 最多 5 个字符。",
+                    "flag 必须是 true 或 false。", "size 至少为 1。"),
+    }[language]
+    error = assert_error(client.get(TASKS, {"page": "two"}, HTTP_ACCEPT_LANGUAGE=language), 400, "invalid")
+    assert (error["message"], error["field"]) == (expected[0], "page")
+    error = assert_error(post_json(client, "/api/account/login/", {"username": "alice"}, HTTP_ACCEPT_LANGUAGE=language),
+                         400, "invalid")
+    assert (error["message"], error["field"]) == (expected[1], "password")
+    error = assert_error(post_json(client, "/api/account/login/", {"username": 5, "password": "x"},
+                                   HTTP_ACCEPT_LANGUAGE=language), 400, "invalid")
+    assert error["message"] == expected[2] and "Input should" not in error["message"]
+    from django.utils import translation
+
+    with translation.override(language):
+        messages, field = _describe([
+            {"type": "string_too_long", "loc": ("body", "payload", "title"), "msg": "String should have at most 5 characters",
+             "ctx": {"max_length": 5}},
+            {"type": "bool_parsing", "loc": ("query", "flag"), "msg": "Input should be a valid boolean"},
+            {"type": "greater_than_equal", "loc": ("size",), "msg": "Input should be greater than or equal to 1",
+             "ctx": {"ge": 1}},
+        ])
+    assert messages == list(expected[3:]) and field == "title"

@@ -136,3 +136,44 @@ def test_it_ships_a_countdown_demo_open_to_everyone(workers, client, redis_conn)
     body = wait_for(lambda: (b := client.get(f"/api/tasks/{task_id}/").json())["status"] == "completed" and b, 30,
                     message="countdown to complete")
     assert body["result"]["counted"] == 2 and body["progress"] == 100
+
+
+def test_it_shows_the_shipped_countdown_in_the_viewers_language(db):
+    import importlib
+    import subprocess
+    import sys
+
+    from django.apps import apps
+    from django.conf import settings
+    from django.utils import translation
+
+    from tasks.processors.command import build_command_form
+
+    CommandTemplate.objects.filter(name="countdown").delete()
+    importlib.import_module("tasks.migrations.0002_countdown_template").add_countdown(apps, None)
+    importlib.import_module("tasks.migrations.0003_countdown_translations").translate_countdown(apps, None)
+    form_class = build_command_form([CommandTemplate.objects.get(name="countdown")])
+    for language, label, description in (("zh-hans", "秒数", "演示：倒计时"), ("en", "Seconds", "Demo: counts down")):
+        with translation.override(language):
+            form = form_class(prefix="command")
+            (_name, shown, _value, fields), = form.fieldsets()
+            assert shown.startswith(description)
+            assert [str(f.label) for f in fields] == [label, {"zh-hans": "在第几秒失败", "en": "Fail at second"}[language]]
+    # The tool reports bare percentages: the time left comes from the engine, in the viewer's language.
+    run = subprocess.run([sys.executable, f"{settings.BASE_DIR}/tasks/tools/countdown.py", "--seconds", "2"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    progress = [line for line in run.stdout.splitlines() if line.startswith("PROGRESS")]
+    assert progress == ["PROGRESS 0.0", "PROGRESS 50.0"]
+
+
+def test_it_leaves_an_edited_countdown_template_as_the_admin_left_it(db):
+    import importlib
+
+    from django.apps import apps
+
+    CommandTemplate.objects.filter(name="countdown").delete()
+    importlib.import_module("tasks.migrations.0002_countdown_template").add_countdown(apps, None)
+    CommandTemplate.objects.filter(name="countdown").update(description="Our own words.")
+    importlib.import_module("tasks.migrations.0003_countdown_translations").translate_countdown(apps, None)
+    template = CommandTemplate.objects.get(name="countdown")
+    assert template.description_translations == {} and "label" not in template.param_schema[0]

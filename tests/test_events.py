@@ -105,18 +105,6 @@ def test_it_sends_status_changes_made_through_the_api(transactional_db, redis_co
     assert async_to_sync(scenario)()[-1]["task"]["status_label"] == "Cancelled"
 
 
-def test_it_refuses_a_foreign_origin(transactional_db, alice):
-    headers = headers_for(alice, origin=b"http://evil.example")
-
-    async def scenario():
-        comm = socket_for(headers)
-        connected, _ = await comm.connect(timeout=5)
-        await comm.disconnect()
-        return connected
-
-    assert async_to_sync(scenario)() is False
-
-
 def test_it_accepts_an_anonymous_socket_but_sends_it_nothing(transactional_db, redis_conn, alice, tool):
     headers = headers_for(None)
 
@@ -130,6 +118,74 @@ def test_it_accepts_an_anonymous_socket_but_sends_it_nothing(transactional_db, r
 
     hello, quiet = async_to_sync(scenario)()
     assert hello["authenticated"] is False and quiet
+
+
+def test_it_keeps_an_idle_socket_open(transactional_db, redis_conn, alice):
+    headers = headers_for(alice)
+
+    async def scenario():
+        comm = socket_for(headers)
+        await connect(comm)
+        quiet = await comm.receive_nothing(timeout=7)  # longer than the channel layer's 5 s wait for a message
+        await comm.send_json_to({"type": "ping"})
+        pong = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return quiet, pong
+
+    quiet, pong = async_to_sync(scenario)()
+    assert quiet and pong == {"type": "pong"}
+
+
+def session_headers(client):
+    return [(b"origin", b"http://localhost"), (b"host", b"localhost"),
+            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+
+def logged_in_client(username, password):
+    client = Client()
+    response = client.post("/api/account/login/", {"username": username, "password": password},
+                           content_type="application/json")
+    assert response.status_code == 200, response.content
+    return client
+
+
+def test_it_closes_the_sockets_of_a_session_that_logs_out(transactional_db, redis_conn, alice, tool):
+    tab, elsewhere = logged_in_client("alice", "alice-pass-123!"), logged_in_client("alice", "alice-pass-123!")
+    tab_h, elsewhere_h = session_headers(tab), session_headers(elsewhere)
+
+    async def scenario():
+        mine, other = socket_for(tab_h), socket_for(elsewhere_h)
+        assert (await connect(mine))["authenticated"] is True
+        await connect(other)
+        response = await asyncio.to_thread(tab.post, "/api/account/logout/")
+        assert response.status_code == 204
+        closed = await mine.receive_output(timeout=5)
+        await asyncio.to_thread(submit_command, alice, steps=1)
+        still_open = await collect(other, lambda m: m.get("type") == "task")  # another browser keeps its socket
+        await other.disconnect()
+        return closed, still_open
+
+    closed, still_open = async_to_sync(scenario)()
+    assert closed["type"] == "websocket.close"
+    assert still_open[-1]["task"]["status"] in ("pending", "queued")
+
+
+def test_it_closes_a_visitors_sockets_when_it_logs_in_so_they_reconnect_as_the_account(transactional_db, redis_conn,
+                                                                                      alice, tool):
+    visitor = Client()
+    assert visitor.post("/api/tasks/cancel-all/").status_code == 200
+    headers = session_headers(visitor)
+
+    async def scenario():
+        comm = socket_for(headers)
+        await connect(comm)
+        response = await asyncio.to_thread(visitor.post, "/api/account/login/",
+                                           {"username": "alice", "password": "alice-pass-123!"},
+                                           content_type="application/json")
+        assert response.status_code == 200
+        return await comm.receive_output(timeout=5)
+
+    assert async_to_sync(scenario)()["type"] == "websocket.close"
 
 
 @pytest.mark.skipif(not HAS_ZH, reason="no compiled zh_Hans catalogue (locale/zh_Hans/LC_MESSAGES/django.mo)")

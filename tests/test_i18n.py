@@ -63,3 +63,12 @@ def test_it_has_no_msgid_missing_from_the_catalogue(tmp_path):
     fresh = {mid for mid, _s, _f in entries(tmp_path / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po")}
     committed = {mid for mid, _s, _f in entries(PO)}
     assert sorted(fresh - committed) == [], "run makemessages -l zh_Hans, translate, compilemessages"
+
+
+def test_it_translates_the_video_time_range_as_from_and_until():
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        # "To second" once read 超时（秒）, "timeout (seconds)": the end of the range, not a limit.
+        assert translation.gettext("From second") == "开始于（秒）"
+        assert translation.gettext("To second") == "结束于（秒）"

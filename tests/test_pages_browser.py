@@ -216,6 +216,60 @@ def test_it_uploads_with_byte_progress_and_can_cancel(server_with_uploads, trans
     page.allowed_errors = ["status of 400"]  # the refused note: the API's 400, shown on the field
 
 
+def api_post(page, base, path, data=None):
+    """A script with this browser's cookie (the CSRF cookie is read afresh: a first write rotates it)."""
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    response = page.context.request.post(f"{base}{path}", headers={"X-CSRFToken": csrf}, data=data)
+    assert response.ok, response.text()
+    return response.json()
+
+
+def test_it_shows_an_anonymous_page_a_task_its_cookie_submits_later(server, transactional_db, redis_conn, slow_tool,
+                                                                      new_page):
+    page = new_page()
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    page.goto(f"{server.url}/tasks/")
+    indicator = page.locator("[data-live-indicator]")
+    wait_for(lambda: indicator.get_attribute("data-state") == "live", 10, message="live")
+    mark_document(page)
+    # A script with this browser's cookie: its first write makes the visitor; this page's socket,
+    # opened anonymously, hears nothing of it.
+    task_id = api_post(page, server.url, "/api/tasks/", {
+        "kind": "command", "title": "from a script", "params": {"template": "slow", "args": {"steps": 2}}})["task_id"]
+    row = page.locator(f'[data-task-id="{task_id}"]')
+    row.wait_for(timeout=15000)
+    assert row.locator('[data-f="display_title"]').inner_text() == "from a script"
+    wait_for(lambda: len(sockets) == 2 and indicator.get_attribute("data-state") == "live", 10,
+             message="a socket of the new visitor")
+    api_post(page, server.url, f"/api/tasks/{task_id}/cancel/")  # arrives over the new socket only
+    badge = row.locator('[data-f="status_label"]')
+    wait_for(lambda: badge.inner_text() == "Cancelled", 10, message="the cancel, live")
+    assert_not_reloaded(page)
+
+
+def test_it_drops_a_row_that_no_longer_matches_the_filter(server, transactional_db, redis_conn, slow_tool, new_page):
+    page = new_page()
+    page.goto(f"{server.url}/tasks/")
+    first, second, third = [api_post(page, server.url, "/api/tasks/", {
+        "kind": "command", "params": {"template": "slow", "args": {"steps": 1}}})["task_id"] for _ in range(3)]
+    # No workers and one task at a time per visitor: the first is queued, the others wait.
+    assert Task.objects.get(pk=first).status == S.QUEUED
+    page.goto(f"{server.url}/tasks/?status=pending")
+    wait_for(lambda: page.locator("[data-live-indicator]").get_attribute("data-state") == "live", 10, message="live")
+    mark_document(page)
+    assert page.locator("[data-count]").inner_text() == "2"
+    api_post(page, server.url, f"/api/tasks/{third}/cancel/")
+    page.locator(f'[data-task-id="{third}"]').wait_for(state="detached", timeout=10000)
+    assert page.locator("[data-count]").inner_text() == "1"
+    api_post(page, server.url, f"/api/tasks/{first}/cancel/")  # the second is admitted: queued, no longer pending
+    page.locator(f'[data-task-id="{second}"]').wait_for(state="detached", timeout=10000)
+    assert Task.objects.get(pk=second).status == S.QUEUED
+    assert page.locator("[data-count]").inner_text() == "0"
+    assert page.locator("[data-empty]").is_visible()
+    assert_not_reloaded(page)
+
+
 def test_it_switches_to_chinese_on_every_page_and_stays_live(server, workers, slow_tool, new_page):
     workers(1)
     page = new_page(locale="en-US")

@@ -102,10 +102,31 @@ def test_it_says_clearly_when_a_limit_is_hit(open_tool, settings, alice):
     first = browser.post("/new/command/", form_data(word="one"))
     assert first.status_code == 302
     detail = html_text(browser.get(first["Location"]))
-    assert "You already have 1 tasks running (limit 1); this one will start when one finishes." in detail
+    assert "You already have 1 task running (limit 1); this one will start when it finishes." in detail
     refused = html_text(browser.post("/new/command/", form_data(word="two")))
-    assert "You already have 1 tasks waiting; wait for some to finish or cancel them." in refused
+    assert "You already have 1 task waiting; wait for it to finish or cancel it." in refused
     assert 'class="form-errors"' in refused and "data-form-errors role=\"alert\" hidden" not in refused
+
+
+def test_it_counts_tasks_in_the_limit_messages_with_plural_forms(open_tool, settings, alice):
+    from django.utils import translation
+
+    from tasks import messages, services
+
+    for n, english in ((1, "You already have 1 task running (limit 1); this one will start when it finishes."),
+                       (2, "You already have 2 tasks running (limit 2); this one will start when one finishes.")):
+        assert messages.render(messages.MESSAGES, "user_limit", {"active": n, "limit": n}) == english
+        with translation.override("zh-hans"):
+            assert messages.render(messages.MESSAGES, "user_limit", {"active": n, "limit": n}) == (
+                f"您已有 {n} 个任务在运行（上限 {n}）；其中一个完成后此任务将开始。")
+    settings.MEDIACRAFT_USER_MAX_PENDING = 2
+    make_task(alice, status=S.PENDING)
+    make_task(alice, status=S.PENDING)
+    for language, expected in (("en", "You already have 2 tasks waiting; wait for some to finish or cancel them."),
+                               ("zh-hans", "您已有 2 个任务在等待；请等待部分任务完成或取消它们。")):
+        with translation.override(language), pytest.raises(services.ApiError) as err:
+            services.task_submit(owner=alice, kind="command", params={"template": "demo", "args": {"word": "x"}})
+        assert str(err.value.message) == expected
 
 
 def test_it_prepares_an_upload_submission_as_json(open_tool):
@@ -322,3 +343,35 @@ def test_it_shows_result_files_with_a_player_and_inputs_by_name(open_tool, alice
     assert str(source.pk) not in detail.split("Input files")[1].split("</section>")[0]  # names, not ids
     listing = html_text(browser.get("/tasks/"))
     assert f'href="/tasks/{task.pk}/#files"' in listing  # two outputs: download leads to the files
+
+
+def test_it_labels_calibration_counts_and_strm_codes_in_the_viewers_language(open_tool, alice):
+    from django.utils import translation
+
+    strm = make_task(alice, kind=TaskKind.STRM_SYNC, status=S.RUNNING, stage="strm_listing",
+                     params={"profile": 7, "profile_name": "Movies", "sync_type": "incremental", "trigger": "api"},
+                     stats={"sync_type": "full", "listed": 3})
+    calibration = make_task(alice, kind=TaskKind.CALIBRATION, status=S.RUNNING, params={"hashes": ["a" * 40]},
+                            stats={"total": 4, "found": 1, "unknown": 1, "timeout": 0, "no_metadata": 1, "refused": 1,
+                                   "waiting": 0})
+    browser = Client(headers={"Accept-Language": "zh-hans"})
+    browser.force_login(alice)
+
+    def rows(task, css):
+        with translation.override("en"):  # the request switches this thread to Chinese: switch back after
+            page = browser.get(f"/tasks/{task.pk}/").content.decode()
+        return dict(re.findall(rf'<div class="{css}"><dt>(.*?)</dt><dd>(.*?)</dd></div>', page))
+
+    params = rows(strm, "kv__row")
+    assert {k: params[k] for k in ("配置", "配置名称", "同步类型", "触发方式")} == {
+        "配置": "7", "配置名称": "Movies", "同步类型": "增量", "触发方式": "手动"}
+    assert not {"sync_type", "sync type", "trigger", "profile name"} & set(params)
+    assert rows(strm, "stats__item")["同步类型"] == "全量"
+    assert rows(calibration, "stats__item") == {"总数": "4", "已找到": "1", "qBittorrent 中没有": "1", "已超时": "0",
+                                                 "已停止且无元数据": "1", "被拒绝": "1", "等待元数据": "0"}
+    # The page's JavaScript draws live updates with the same labels and values.
+    with translation.override("en"):
+        page = browser.get("/tasks/").content.decode()
+    client = json.loads(re.search(r'<script id="mc-client" type="application/json">(.*?)</script>', page, re.S).group(1))
+    assert client["strings"]["stat_values"]["sync_type"]["incremental"] == "增量"
+    assert client["strings"]["stats"]["no_metadata"] == "已停止且无元数据"

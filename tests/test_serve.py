@@ -410,7 +410,7 @@ def test_it_runs_visitors_tasks_end_to_end_and_survives_a_crash(make_server):
     _, waiting = ben.submit_countdown(60)
     poll(lambda: ben.task(running["task_id"])["status"] == "running", 20, "ben's first task to run")
     assert ben.task(waiting["task_id"])["status"] == "pending"
-    assert "1 tasks running" in ben.task(waiting["task_id"])["message"]
+    assert "1 task running" in ben.task(waiting["task_id"])["message"]
     assert ben.call("POST", f"/api/tasks/{waiting['task_id']}/cancel/")[1]["status"] == "cancelled"
     ben.call("POST", f"/api/tasks/{running['task_id']}/cancel/")
     poll(lambda: ben.task(running["task_id"])["status"] == "cancelled", 2.5, "ben's running task to be cancelled")

@@ -7,6 +7,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
+from mediacraft.api import json_object_body
 from tasks.models import TaskKind
 from tasks.processors import registry
 from tasks.errors import ApiError
@@ -89,12 +90,18 @@ def logout(request):
     return Status(204, None)
 
 
-@router.post("/tokens/", response={201: NewTokenOut}, summary="Create an API token (shown once)")
-def create_token(request, body: TokenIn):
+TOKEN_DOC = {"requestBody": {"required": False,
+                             "content": {"application/json": {"schema": TokenIn.model_json_schema()}}}}
+
+
+@router.post("/tokens/", response={201: NewTokenOut}, openapi_extra=TOKEN_DOC,
+             summary="Create an API token (shown once)")
+def create_token(request):
     user = api_user(request, write=True)
     if request.headers.get("Authorization"):
         raise ApiError("session_required", _("Create tokens from a browser session."), status=403)
-    token, raw = services.token_create(user=user, name=body.name)
+    body = json_object_body(request, {"name"}, optional=True)  # a list, a number, "x": refused, not a nameless token
+    token, raw = services.token_create(user=user, name=body.get("name", ""))
     return Status(201, {**{f: getattr(token, f) for f in ("id", "name", "prefix", "created_at", "last_used_at")}, "token": raw})
 
 

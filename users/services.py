@@ -14,10 +14,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tasks.errors import ApiError, NotFound
+from tasks.events import close_session_sockets
 from users.models import ApiToken, token_digest
 
 VISITOR_PREFIX = "visitor-"
 BACKEND = "django.contrib.auth.backends.ModelBackend"
+CSRF_META = ("CSRF_COOKIE", "CSRF_COOKIE_NEEDS_UPDATE")  # where Django keeps the token it will send
 
 
 def is_visitor(user):
@@ -31,8 +33,26 @@ def visitor_ensure(request):
     user = get_user_model()(username=f"{VISITOR_PREFIX}{uuid.uuid4().hex[:20]}")
     user.set_unusable_password()
     user.save()
-    login(request, user, backend=BACKEND)
+    csrf = {key: request.META[key] for key in CSRF_META if key in request.META}
+    login(request, user, backend=BACKEND)  # this rotates the CSRF token
+    request.mediacraft_new_visitor = (user.pk, csrf)
     return user
+
+
+def visitor_discard_new(request):
+    """Undo this request's visitor_ensure after the write was refused: no User row, no session
+    and the CSRF token the page already holds, as if the request had never come. A visitor from
+    an earlier request is never touched."""
+    created = getattr(request, "mediacraft_new_visitor", None)
+    if created is None:
+        return
+    del request.mediacraft_new_visitor
+    user_pk, csrf = created
+    logout(request)  # flushes the session: no cookie goes out
+    get_user_model().objects.filter(pk=user_pk).delete()  # cascades to anything stored meanwhile
+    for key in CSRF_META:
+        request.META.pop(key, None)
+    request.META.update(csrf)
 
 
 def account_claim(*, request, username, password):
@@ -61,30 +81,56 @@ def account_claim(*, request, username, password):
     user.username = username
     user.set_password(password)
     user.save()
-    login(request, user, backend=BACKEND)  # a new session key after the privilege change
+    _login(request, user)  # a new session key after the privilege change
     return user
 
 
 def account_login(*, request, username, password):
-    """Log in; an unclaimed visitor's tasks move to the account they log in to."""
-    from tasks.models import Task
-
+    """Log in; an unclaimed visitor's tasks and files move to the account they log in to."""
     if not isinstance(username, str) or not isinstance(password, str) or "\x00" in username + password:
         raise ApiError("invalid_login", _("Enter a username and a password."))
     user = authenticate(request, username=username, password=password)
     if user is None:
         raise ApiError("invalid_login", _("Wrong username or password."), status=401)
     previous = request.user if request.user.is_authenticated else None
-    with transaction.atomic():
-        if previous is not None and previous.pk != user.pk and is_visitor(previous):
-            Task.objects.filter(owner=previous).update(owner=user)
-            previous.delete()
-    login(request, user, backend=BACKEND)
+    if previous is not None and previous.pk != user.pk and is_visitor(previous):
+        _visitor_merge(visitor=previous, account=user)
+    _login(request, user)
     return user
 
 
+def _login(request, user):
+    """Log in. Sockets opened under the old session key are closed: the open pages reconnect under
+    the new key, as whoever the browser now is, and a later logout reaches them."""
+    old_session = request.session.session_key
+    login(request, user, backend=BACKEND)
+    if old_session and old_session != request.session.session_key:
+        close_session_sockets(old_session)
+
+
+def _visitor_merge(*, visitor, account):
+    """Give the visitor's tasks and files (uploads and results) to the account, then remove the
+    visitor: its delete cascades, and a StoredFile's delete removes the file from disk, so
+    nothing may still point at it. Its API tokens go with it: a token made anonymously must not
+    silently gain the account's rights."""
+    from storage.models import StoredFile
+    from tasks.models import Task
+
+    with transaction.atomic():
+        # Lock the visitor first: a worker registering an output for it now either commits
+        # before the moves below (and is moved) or fails its foreign key and re-reads the owner.
+        if not get_user_model().objects.select_for_update().filter(pk=visitor.pk).exists():
+            return
+        Task.objects.filter(owner=visitor).update(owner=account)
+        StoredFile.objects.filter(owner=visitor).update(owner=account)
+        visitor.delete()
+
+
 def account_logout(*, request):
+    session_key = request.session.session_key
     logout(request)
+    if session_key:
+        close_session_sockets(session_key)  # an open page must not keep receiving this user's events
 
 
 def token_create(*, user, name=""):

@@ -248,6 +248,11 @@ def _localized(value):
     return value if isinstance(value, str) else ""
 
 
+def template_description(template):
+    """The template's description in the viewer's language, when the admin gave that language."""
+    return _localized({"en": template.description, **(template.description_translations or {})})
+
+
 def _param_help(spec):
     kind, low, high = spec.get("type", "string"), spec.get("min"), spec.get("max")
     parts = [_localized(spec.get("help"))] if spec.get("help") else []
@@ -358,7 +363,7 @@ def build_command_form(templates):
 
         def fieldsets(self):
             return [
-                (name, by_name[name].description, name, [self[field_name(name, p)] for p in params])
+                (name, template_description(by_name[name]), name, [self[field_name(name, p)] for p in params])
                 for name, params in specs.items()
             ]
 

@@ -16,6 +16,8 @@ for second in range(args.seconds):
     if args.fail_at is not None and second == args.fail_at:
         print(f"countdown: failing at {second} s as asked", file=sys.stderr, flush=True)
         sys.exit(2)
-    print(f"PROGRESS {100 * second / args.seconds:.1f} {args.seconds - second} s left", flush=True)
+    # No text after the percentage: the page shows the time left (the engine's ETA) in the
+    # viewer's language, which free text from a tool cannot be.
+    print(f"PROGRESS {100 * second / args.seconds:.1f}", flush=True)
     time.sleep(1)
 print(json.dumps({"counted": args.seconds, "finished_at": datetime.now(timezone.utc).isoformat()}), flush=True)

@@ -36,9 +36,11 @@ export function statRows(stats) {
   const strings = client.strings || {};
   const labels = strings.stats || {};
   const hidden = strings.stats_hidden || [];
+  const coded = strings.stat_values || {}; // values that are codes, e.g. sync_type "full": their labels
+  const shown = (key, value) => (coded[key] && typeof value === "string" && coded[key][value]) || formatStat(key, value);
   return Object.entries(stats || {})
     .filter(([key, value]) => !hidden.includes(key) && !key.startsWith("_") && value !== null && value !== "")
-    .map(([key, value]) => ({ key, label: labels[key] || key.replace(/_/g, " "), value: formatStat(key, value) }));
+    .map(([key, value]) => ({ key, label: labels[key] || key.replace(/_/g, " "), value: shown(key, value) }));
 }
 
 const relative = "RelativeTimeFormat" in Intl ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;

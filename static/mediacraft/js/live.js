@@ -6,6 +6,7 @@ const PING_EVERY = 25000;
 const PONG_WITHIN = 10000;
 const POLL_EVERY = 4000;
 const MAX_BACKOFF = 30000;
+const WATCH_EVERY = 4000;
 
 export class Live {
   constructor({ path, onTask, onDeleted, poll }) {
@@ -51,8 +52,20 @@ export class Live {
       this.socket = null;
       clearInterval(this.pingTimer);
       clearTimeout(this.pongTimer);
-      this.scheduleReconnect();
+      this.stopWatching();
+      this.scheduleReconnect(); // also after a logout or login elsewhere: the server closes us
     });
+  }
+
+  // A new socket now, as whoever the cookie says the browser is.
+  restart() {
+    const old = this.socket;
+    this.socket = null; // its close event is then ignored
+    clearInterval(this.pingTimer);
+    clearTimeout(this.pongTimer);
+    if (old) old.close();
+    this.attempt = 0;
+    this.connect();
   }
 
   receive(event) {
@@ -68,6 +81,8 @@ export class Live {
       this.stopPolling();
       this.startPing();
       this.runPoll(); // catch up with anything that happened before (or while) we were away
+      if (message.authenticated) this.stopWatching();
+      else this.watchForIdentity();
     } else if (message.type === "task") {
       this.onTask(message.task);
     } else if (message.type === "task_deleted") {
@@ -100,6 +115,35 @@ export class Live {
     if (this.socket && this.socket.readyState <= WebSocket.OPEN) return;
     this.attempt = 0;
     this.connect();
+  }
+
+  // The server picks a socket's user when it opens, so an anonymous socket stays deaf after this
+  // browser becomes a visitor (a submit in another tab, a script with this cookie). Until then,
+  // ask the list API (empty for anonymous clients; it creates nothing) and reconnect once it
+  // shows a task.
+  watchForIdentity() {
+    if (this.watchTimer) return;
+    this.watchTimer = setInterval(async () => {
+      if (document.visibilityState === "hidden" || this.watching) return;
+      this.watching = true;
+      try {
+        const response = await fetch("/api/tasks/?page_size=1", { credentials: "same-origin", headers: { Accept: "application/json" } });
+        const body = response.ok ? await response.json() : null;
+        if (body && body.count > 0 && this.watchTimer) {
+          this.stopWatching();
+          this.restart();
+        }
+      } catch {
+        // offline: the next round tries again
+      } finally {
+        this.watching = false;
+      }
+    }, WATCH_EVERY);
+  }
+
+  stopWatching() {
+    clearInterval(this.watchTimer);
+    this.watchTimer = null;
   }
 
   startPolling() {

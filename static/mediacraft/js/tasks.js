@@ -250,6 +250,10 @@ export class TaskList {
 
   update(task, { insert = true } = {}) {
     let row = this.row(task.task_id);
+    if (row && !this.matches(task)) {
+      this.remove(task.task_id); // e.g. a task that finished, on a list of running tasks
+      return;
+    }
     if (!row) {
       if (!insert || !this.prepend || !this.matches(task) || !this.template) return;
       row = this.newRow(task.task_id);
