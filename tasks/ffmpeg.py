@@ -5,6 +5,7 @@ import re
 from tasks.errors import TaskError
 
 SPEED_RE = re.compile(r"([\d.]+)x")
+NO_SPACE = "No space left on device"  # ffmpeg's words for ENOSPC
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac"}
 
 
@@ -63,6 +64,8 @@ def run_ffmpeg(ctx, args, *, total_seconds, stage="encoding", start_percent=0.0,
             *args]
     run = ctx.run(argv, on_stdout=parser.feed, tail_lines=60, cwd=cwd)
     if run.returncode != 0:
+        if NO_SPACE in run.stderr_tail:  # not ffmpeg's fault: say what the user can understand
+            raise TaskError("disk_full", detail=meaningful_log(run.stderr_tail))
         raise TaskError("ffmpeg_failed", {"exit_code": run.returncode}, detail=meaningful_log(run.stderr_tail))
 
 

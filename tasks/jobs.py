@@ -1,5 +1,6 @@
 """RQ entry points. They receive ids, never model instances; heavy imports stay inside."""
 
+import errno
 import logging
 import os
 import traceback
@@ -22,12 +23,15 @@ def _run_task(task_id):
     from tasks import services
     from tasks.errors import TaskAborted, TaskError
     from tasks.processors import get_processor
-    from tasks.runtime import EventSender, ProgressReporter, TaskContext, Watchdog, become_subreaper
+    from tasks.runtime import (
+        EventSender, ProgressReporter, TaskContext, Watchdog, become_subreaper, guard_process_group,
+    )
 
     task = services.task_mark_running(task_id=task_id, worker_name=os.environ.get("RQ_WORKER_ID", ""))
     if task is None:
         log.info("task %s: not queued any more, skipping", task_id)
         return "skipped"
+    guard_process_group()  # its pipe stays open as long as this horse lives
     become_subreaper()
     processor = get_processor(task.kind)
     sender = EventSender()
@@ -64,9 +68,13 @@ def _run_task(task_id):
         _cleanup(processor, ctx)
         services.task_fail(task_id=task.pk, code="transient", params={"reason": str(exc)[:200]}, retryable=True)
     except Exception as exc:
-        log.exception("task %s crashed: %s", task.pk, exc)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # a full disk is no bug: say so
+            code, detail = "disk_full", str(exc)
+        else:
+            log.exception("task %s crashed: %s", task.pk, exc)
+            code, detail = "internal", traceback.format_exc()[-8000:]
         _cleanup(processor, ctx)
-        services.task_fail(task_id=task.pk, code="internal", detail=traceback.format_exc()[-8000:])
+        services.task_fail(task_id=task.pk, code=code, detail=detail)
     finally:
         sender.close()
     return "failed"
@@ -81,17 +89,23 @@ def _cleanup(processor, ctx):
         log.exception("task %s: cleanup failed", ctx.task_id)
 
 
+def cleanup_run(task):
+    """Remove what a run of the task left behind, outside its work horse (which is gone)."""
+    from tasks.processors import get_processor
+    from tasks.runtime import TaskContext
+
+    _cleanup(get_processor(task.kind), TaskContext(task, reporter=None))
+
+
 def finish_cancelled(task_id):
     """The work horse was stopped on request: remove its leftovers, then mark the task cancelled."""
     from tasks import services
     from tasks.models import Task
-    from tasks.processors import get_processor
-    from tasks.runtime import TaskContext
 
     task = Task.objects.filter(pk=task_id).first()
     if task is None:
         return
-    _cleanup(get_processor(task.kind), TaskContext(task, reporter=None))
+    cleanup_run(task)
     services.task_mark_cancelled(task_id=task_id)
 
 

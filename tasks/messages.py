@@ -1,12 +1,16 @@
 """Codes that travel from workers to viewers; each viewer translates them into their language."""
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 # Progress messages and stage names.
 MESSAGES = {
     "waiting_slot": _("Waiting for a free slot"),
     "waiting_worker": _("Waiting for a worker"),
-    "user_limit": _("You already have %(active)s tasks running (limit %(limit)s); this one will start when one finishes."),
+    "user_limit": ngettext_lazy(
+        "You already have %(active)s task running (limit %(limit)s); this one will start when it finishes.",
+        "You already have %(active)s tasks running (limit %(limit)s); this one will start when one finishes.",
+        "active"),
     "site_busy": _("The site is running its maximum of %(limit)s tasks; this one will start when a slot frees up."),
     "starting": _("Starting"),
     "running": _("Running"),
@@ -51,6 +55,7 @@ STAGES = {
 ERRORS = {
     "internal": _("An internal error stopped the task."),
     "worker_lost": _("The worker running this task was lost."),
+    "disk_full": _("The server ran out of disk space while writing the result."),
     "timeout": _("The task ran longer than its limit of %(timeout)s seconds."),
     "cancelled": _("The task was cancelled."),
     "command_failed": _("The tool exited with code %(exit_code)s."),
@@ -66,6 +71,8 @@ ERRORS = {
     "download_all_failed": _("None of the %(count)s files could be downloaded; the first error: %(error)s"),
     "download_quota_exceeded": _("The downloads do not fit in your storage quota of %(quota)s MB; delete old tasks "
                                  "to make room."),
+    "output_quota_exceeded": _("The result %(name)s does not fit in your storage quota of %(quota)s MB; delete old "
+                               "tasks to make room, then retry."),
     "strm_profile_missing": _("The STRM profile %(profile)s no longer exists or is disabled."),
     "strm_already_running": _("Another sync of this profile is running (task %(task_id)s)."),
     "strm_path_not_allowed": _("%(path)s is outside the folders allowed by MEDIACRAFT_STRM_ROOTS."),
@@ -102,10 +109,10 @@ def render(catalogue, code, params=None):
     template = catalogue.get(code)
     if template is None:
         return str(code)
-    text = str(template)
     if params:
         try:
-            return text % params
+            return str(template % params)  # a plural (ngettext_lazy) picks its form by the count in params
         except (KeyError, TypeError, ValueError):
-            return text
+            return str(template)
+    text = str(template)
     return text.replace("%%", "%") if "%(" not in text else text

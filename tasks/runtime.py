@@ -1,7 +1,6 @@
 """What a running task gets inside the RQ work horse: its context, a progress reporter,
 a subprocess runner and a watchdog. Imported only by tasks.jobs, inside the job."""
 
-import asyncio
 import collections
 import dataclasses
 import functools
@@ -21,6 +20,7 @@ from django.utils import timezone
 from tasks import events
 from tasks.errors import TaskAborted, TaskError
 from tasks.models import Task
+from tasks.selectors import task_owner_id
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +32,18 @@ def task_work_dir(task_id):
 
 
 class EventSender:
-    """One event loop thread per running job, so progress events reuse one Redis connection."""
+    """Sends a job's progress events without waiting for them, through the process's event loop
+    (tasks.events.send_soon: one Redis connection for all); close() waits for those still on their way."""
 
     def __init__(self):
         from channels.layers import get_channel_layer
 
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="events", daemon=True)
-        self.thread.start()
         self.layer = get_channel_layer()
         self.pending = collections.deque()
         self.sent = 0
 
     def send(self, snapshot):
-        future = asyncio.run_coroutine_threadsafe(events.send_snapshot(self.layer, snapshot), self.loop)
-        self.pending.append(future)
+        self.pending.append(events.send_soon(events.send_snapshot(self.layer, snapshot)))
         self.sent += 1
         while self.pending and self.pending[0].done():
             self.pending.popleft()
@@ -58,8 +55,6 @@ class EventSender:
                 future.result(timeout=max(0.0, deadline - time.monotonic()))
             except Exception:
                 log.warning("progress event not delivered", exc_info=True)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=1)
         if self.sent:
             from tasks.metrics import incr
 
@@ -114,6 +109,8 @@ class ProgressReporter:
             )
             if not updated:
                 raise TaskAborted(str(task.pk))
+            # Events go to the owner's group: follow a visitor merged into an account meanwhile.
+            task.owner_id = task_owner_id(task_id=task.pk) or task.owner_id
             self.last_db, self.dirty_db = now, False
         if self.dirty_event and (force or now - self.last_event >= settings.MEDIACRAFT_PROGRESS_EVENT_INTERVAL):
             self.sender.send(events.task_snapshot(self.task, self.files))
@@ -137,7 +134,6 @@ class TaskContext:
         self.task_id = str(task.pk)
         self.kind = task.kind
         self.params = task.params
-        self.owner_id = task.owner_id
         self.attempt = task.attempts
         self.timeout = task.timeout
         self.work_dir = task_work_dir(task.pk)
@@ -145,6 +141,11 @@ class TaskContext:
         self._reporter = reporter
         self._procs = set()
         self.outputs = []
+
+    @property
+    def owner_id(self):
+        """Read afresh: a visitor who logs in while the task runs becomes the account."""
+        return task_owner_id(task_id=self.task.pk) or self.task.owner_id
 
     @functools.cached_property
     def input_files(self):
@@ -230,6 +231,25 @@ class TaskContext:
         kill_descendants()
 
 
+def guard_process_group():
+    """Kill the work horse's whole process group as soon as the horse is gone, however it went:
+    killed with its worker (nobody is left to run kill_tree or the watchdog), the tools it ran
+    and what they left would run on. A shell in the group waits for the end of a pipe that only
+    the horse holds. Started before become_subreaper, and its parent shell exits at once, so it
+    is no descendant of the horse and kill_descendants leaves it alone. Returns the pipe's end."""
+    if os.getpgrp() != os.getpid():
+        return None  # not a forked work horse leading its own group: nothing of ours to kill
+    read_end, write_end = os.pipe()
+    try:
+        subprocess.run(["/bin/sh", "-c", "exec 3<&0; (read _ <&3; kill -KILL 0) >/dev/null 2>&1 &"],
+                       stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        log.warning("could not start the process group guard", exc_info=True)
+    finally:
+        os.close(read_end)
+    return write_end
+
+
 def become_subreaper():
     """Orphans of the tools we run re-parent to this process, so kill_descendants finds them."""
     try:
@@ -243,7 +263,17 @@ def become_subreaper():
 def kill_descendants():
     import psutil
 
-    _kill_all(psutil.Process().children(recursive=True))
+    if has_children():  # spares the scan of every process on the machine after most tasks
+        _kill_all(psutil.Process().children(recursive=True))
+
+
+def has_children():
+    """Whether this process has any child (running or a zombie), without reaping one."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def kill_tree(proc):
@@ -282,13 +312,22 @@ class Watchdog(threading.Thread):
         self.parent = os.getppid()
         self.stopped = threading.Event()
 
+    def start(self):
+        super().start()
+        # The orphan check runs apart: a database call of the heartbeat can block for up to the
+        # SQLite busy timeout, and a horse whose worker is gone must not live that long.
+        threading.Thread(target=self.guard_parent, name="orphan-guard", daemon=True).start()
+
+    def guard_parent(self):
+        while not self.stopped.wait(0.2):
+            if os.getppid() != self.parent:
+                self.die("worker process is gone")
+
     def run(self):
         beat = settings.MEDIACRAFT_HEARTBEAT_SECONDS
         last_beat = time.monotonic()
         try:
             while not self.stopped.wait(0.5):
-                if os.getppid() != self.parent:
-                    self.die("worker process is gone")
                 try:
                     self.reporter.flush_pending()
                 except TaskAborted:

@@ -10,9 +10,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mediacraft.logs import task_context
 from tasks import events, metrics
@@ -52,6 +53,10 @@ def _move(task_id, frm, to, fields):
             fields.setdefault("heartbeat_at", None)
         if not Task.objects.filter(pk=task_id, status__in=frm).update(status=to, **fields):
             return False
+        if "expires_at" in fields:  # a task's files expire with it
+            from storage.models import StoredFile
+
+            StoredFile.objects.filter(task_id=task_id).update(expires_at=fields["expires_at"])
         transaction.on_commit(functools.partial(events.broadcast_task, task_id), robust=True)
         transaction.on_commit(functools.partial(_count_transition, row["kind"], to, row["started_at"], now),
                               robust=True)
@@ -110,6 +115,9 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
         raise InvalidParams(_("params must be a JSON object."), "params")
     priority = _clean_int(priority, "priority", 1, 10)
     title = _clean_title(title or "")
+    from storage.services import check_free_disk
+
+    check_free_disk()  # results and downloads need room; refuse before anything is stored
     cleaned = processor.validate(params=params, files=list(files), user=owner)
     if _has_nul(cleaned):  # PostgreSQL's jsonb refuses NUL; no parameter needs one
         raise InvalidParams(_("Parameters must not contain NUL characters."), "params")
@@ -118,6 +126,8 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
         timeout = min(processor.default_timeout_for(cleaned), limit)
     else:
         timeout = _clean_int(timeout, "timeout", 1, limit)
+    # Before the transaction, which holds the write lock (kinds may query here).
+    title, max_attempts = title or processor.make_title(cleaned)[:200], processor.max_attempts_for(cleaned)
     now = timezone.now()
     with transaction.atomic():
         if owner is None:
@@ -127,24 +137,36 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
         if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
             raise ApiError(
                 "too_many_pending",
-                _("You already have %(n)s tasks waiting; wait for some to finish or cancel them.") % {"n": waiting},
+                ngettext("You already have %(n)s task waiting; wait for it to finish or cancel it.",
+                         "You already have %(n)s tasks waiting; wait for some to finish or cancel them.",
+                         waiting) % {"n": waiting},
                 status=429,
             )
         task = Task.objects.create(
-            owner=owner, kind=processor.kind, title=title or processor.make_title(cleaned)[:200], params=cleaned,
-            priority=priority, timeout=timeout, max_attempts=processor.max_attempts_for(cleaned),
+            owner=owner, kind=processor.kind, title=title, params=cleaned, priority=priority, timeout=timeout,
+            max_attempts=max_attempts,
             status=S.PENDING, message_code="waiting_slot", timeline=[{"status": S.PENDING, "at": now.isoformat()}],
         )
         if cleaned.get("files"):
             from storage.services import files_attach
 
             files_attach(task=task, file_ids=cleaned["files"])
-        transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
-        transaction.on_commit(dispatch, robust=True)
+        transaction.on_commit(functools.partial(_dispatch_submitted, task.pk), robust=True)
     task.refresh_from_db()
     if task.status == S.PENDING:
         _explain_wait(task)
     return task
+
+
+def _dispatch_submitted(task_id):
+    """After a submit commits: dispatch, then announce the new task unless dispatch admitted it
+    (its move to queued was announced already: one event, not two)."""
+    admitted = []
+    try:
+        admitted = dispatch()
+    finally:
+        if task_id not in admitted:
+            events.broadcast_task(task_id)
 
 
 def _explain_wait(task):
@@ -164,7 +186,8 @@ def dispatch():
     with transaction.atomic():
         _lock_dispatch()
         now = timezone.now()
-        counts = Counter(Task.objects.filter(status__in=Task.ACTIVE).values_list("owner_id", flat=True))
+        counts = Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
+                              .annotate(Count("pk"))))
         free = settings.MEDIACRAFT_GLOBAL_CONCURRENCY - sum(counts.values())
         if free <= 0:
             return admitted
@@ -266,7 +289,16 @@ def task_mark_cancelled(*, task_id):
 
 
 def task_mark_lost(*, task_id, detail=""):
-    """The worker running the task died: cancelled if that was asked for, else a retryable failure."""
+    """The worker running the task died: cancelled if that was asked for, else a retryable failure.
+    When that ends the task, what the dead run left (partial outputs, downloads, probes) is
+    removed first, as a run that ends in its work horse does; a next attempt takes over the rest."""
+    task = Task.objects.filter(pk=task_id, status=S.RUNNING).first()
+    if task is None:
+        return False
+    if task.cancel_requested_at or task.attempts >= task.max_attempts:
+        from tasks.jobs import cleanup_run
+
+        cleanup_run(task)
     return task_fail(task_id=task_id, code="worker_lost", detail=detail, retryable=True)
 
 
@@ -335,7 +367,9 @@ def task_retry(*, task):
         _lock_dispatch()
         waiting = Task.objects.filter(owner=task.owner_id, status__in=Task.WAITING).count()
         if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
-            raise ApiError("too_many_pending", _("You already have %(n)s tasks waiting.") % {"n": waiting}, status=429)
+            raise ApiError("too_many_pending", ngettext("You already have %(n)s task waiting.",
+                                                        "You already have %(n)s tasks waiting.", waiting) % {"n": waiting},
+                           status=429)
         moved = _transition(
             task.pk, frm=list(statuses), to=S.PENDING, attempts=0, progress=0, stage="", stats={},
             result=None, error_code="", error_params={}, error_detail="", message_code="waiting_slot",

@@ -156,7 +156,8 @@ def workers(transactional_db, redis_conn):
     procs = Processes()
 
     def start(count=1, **env):
-        before = len(Worker.all(connection=redis_conn))
+        # By name: a killed worker stays registered until its key expires, which may be meanwhile.
+        before = {worker.name for worker in Worker.all(connection=redis_conn)}
         started = []
         for _ in range(count):
             started.append(procs.start(
@@ -164,7 +165,8 @@ def workers(transactional_db, redis_conn):
                  "--worker-class", "tasks.worker.TaskWorker", "-v", "0"],
                 subprocess_env(env),
             ))
-        wait_for(lambda: len(Worker.all(connection=redis_conn)) >= before + count, 30, message="workers")
+        wait_for(lambda: len({w.name for w in Worker.all(connection=redis_conn)} - before) >= count, 30,
+                 message="workers")
         return started
 
     yield start
