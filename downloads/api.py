@@ -45,7 +45,7 @@ class DownloadProgressInfo(Schema):
     eta_seconds: int | None = None
 
 
-class OutputFile(Schema):
+class DownloadOutputFile(Schema):
     id: str
     name: str
     size: int
@@ -65,7 +65,7 @@ class TaskResponse(Schema):
     completed_at: datetime | None = None
     # Beyond seed 001: our own status, the downloaded files and the ones that failed.
     task_status: str
-    outputs: list[OutputFile] = []
+    outputs: list[DownloadOutputFile] = []
     failures: list[dict[str, Any]] = []
 
 
@@ -83,15 +83,15 @@ class TaskCancelResponse(Schema):
     status: SeedStatus
 
 
-class SeedErrorDetail(Schema):
+class DownloadErrorDetail(Schema):
     code: str
     message: str
     field: str | None = None
 
 
-class SeedErrorOut(Schema):
+class DownloadErrorOut(Schema):  # not SeedErrorOut: OpenAPI names components by class (strm/api.py)
     detail: str
-    error: SeedErrorDetail
+    error: DownloadErrorDetail
 
 
 def seed_errors(view):
@@ -109,7 +109,7 @@ def seed_errors(view):
 
 
 def responses(ok):
-    return {200: ok, **{code: SeedErrorOut for code in ERROR_STATUSES}}
+    return {200: ok, **{code: DownloadErrorOut for code in ERROR_STATUSES}}
 
 
 def _failures_message(failures, total):

@@ -59,3 +59,21 @@ class StreamingUploadHandler(FileUploadHandler):
         if not self.out.closed:
             self.out.close()
         Path(self.temp_path).unlink(missing_ok=True)
+
+
+class DiscardUploadsMiddleware:
+    """Remove every upload of the request that no view kept: refused by the CSRF check before
+    any view ran, refused by a view, or sent under a field name nobody reads. Storing an upload
+    moves its file away, so this only ever removes what would otherwise stay in MEDIA_ROOT/tmp."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            return self.get_response(request)
+        finally:
+            files = getattr(request, "_files", None)  # set only once the body was parsed
+            for upload in (f for _name, uploads in (files.lists() if files else ()) for f in uploads):
+                if isinstance(upload, StagedUpload):
+                    upload.discard()

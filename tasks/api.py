@@ -1,6 +1,5 @@
 """Task endpoints: thin views that validate input, call one service and render the task JSON."""
 
-import json
 import math
 from datetime import datetime
 from typing import Any
@@ -8,7 +7,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
-from mediacraft.api import json_object_body
+from mediacraft.api import json_object_body, parse_json
 from tasks import selectors, services
 from tasks.errors import ApiError
 from tasks.events import public_task, task_snapshot
@@ -139,7 +138,7 @@ def _parse_submit(request):
             fields["params"] = {}
         else:
             try:
-                fields["params"] = json.loads(raw)
+                fields["params"] = parse_json(raw)
             except ValueError:
                 raise ApiError("bad_json", _("params must be a JSON object."), field="params") from None
         files = uploaded_files(request)

@@ -20,6 +20,16 @@ AWKWARD = [
 ]
 
 
+@pytest.fixture
+def roots(tmp_path, settings):
+    """An allowed root (MEDIACRAFT_STRM_ROOTS) holding a source folder and a library folder."""
+    root = tmp_path / "allowed"
+    (root / "source").mkdir(parents=True)
+    (root / "library").mkdir()
+    settings.MEDIACRAFT_STRM_ROOTS = [str(root)]
+    return root
+
+
 class DavServer:
     """wsgidav serving `root` under /dav. `fail` holds path prefixes (decoded, below /dav/) whose
     PROPFIND answers `fail_status` (500, which clients retry, unless told otherwise); `delay`

@@ -12,19 +12,11 @@ from tests.conftest import wait_for
 from tests.strm_support import (
     DAV_PASSWORD, DAV_USER, dav_factory, expected_url, files_under, make_library, make_profile, strm_name, write,
 )
+from tests.strm_support import roots  # noqa: F401  (a fixture)
 
 __all__ = ["dav_factory"]
 S = Task.Status
 SEED_TASK_FIELDS = {"task_id", "sync_type", "cloud_storage", "status", "progress", "started_at", "message"}
-
-
-@pytest.fixture
-def roots(tmp_path, settings):
-    root = tmp_path / "allowed"
-    (root / "source").mkdir(parents=True)
-    (root / "library").mkdir()
-    settings.MEDIACRAFT_STRM_ROOTS = [str(root)]
-    return root
 
 
 @pytest.fixture

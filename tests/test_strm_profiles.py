@@ -16,15 +16,7 @@ from strm.services import profile_next_run, strm_start_due_syncs
 from tasks.models import Task
 from tests.conftest import ROOT, subprocess_env, wait_for
 from tests.strm_support import make_profile, write
-
-
-@pytest.fixture
-def roots(tmp_path, settings):
-    root = tmp_path / "allowed"
-    (root / "source").mkdir(parents=True)
-    (root / "library").mkdir()
-    settings.MEDIACRAFT_STRM_ROOTS = [str(root)]
-    return root
+from tests.strm_support import roots  # noqa: F401  (a fixture)
 
 
 def local(roots, name="local", **fields):

@@ -13,18 +13,9 @@ from tests.strm_support import (
     DAV_PASSWORD, DAV_USER, dav_factory, expected_url, files_under, make_library, make_profile, run_processor,
     strm_name, write,
 )
+from tests.strm_support import roots  # noqa: F401  (a fixture)
 
 __all__ = ["dav_factory"]  # the fixture, imported for pytest
-
-
-@pytest.fixture
-def roots(tmp_path, settings):
-    """An allowed root holding a source folder and a library folder."""
-    root = tmp_path / "allowed"
-    (root / "source").mkdir(parents=True)
-    (root / "library").mkdir()
-    settings.MEDIACRAFT_STRM_ROOTS = [str(root)]
-    return root
 
 
 def dav_profile(dav, roots, name="dav", **fields):
