@@ -1,6 +1,6 @@
 PY := .venv/bin/python
 
-.PHONY: venv run test bench migrate messages
+.PHONY: venv run test bench soak migrate messages
 
 venv:
 	@scripts/bootstrap
@@ -16,6 +16,11 @@ test: venv
 
 bench: venv
 	$(PY) bench/run.py $(BENCH)
+
+# 30 minutes of mixed tasks from 10 visitors against a real `manage.py serve` (not in CI); set
+# SOAK_MINUTES to shorten. Prints a report and appends it to bench/SOAK.md.
+soak: venv
+	$(PY) bench/soak.py
 
 # Update the Chinese catalogue after changing user-visible strings (needs gettext), then
 # translate the new entries in locale/zh_Hans/LC_MESSAGES/django.po and commit both files.

@@ -3,12 +3,18 @@
 A snapshot carries codes; `public_task` turns it into the API's task JSON in the active language,
 so the API, the pages and the WebSocket consumer all speak one shape."""
 
+import asyncio
+import functools
+import hashlib
 import logging
+import os
+import threading
 
 from tasks import messages
 
 log = logging.getLogger(__name__)
 
+SEND_TIMEOUT = 10  # seconds a sync caller waits for its event to reach Redis
 TIME_FIELDS = ("created_at", "queued_at", "started_at", "finished_at", "expires_at", "retry_at")
 
 
@@ -18,6 +24,11 @@ def user_group(user_id):
 
 def task_group(task_id):
     return f"task.{task_id}"
+
+
+def session_group(session_key):
+    """The sockets of one browser session. The key is a credential: only a hash names the group."""
+    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def task_files(task_id):
@@ -83,6 +94,21 @@ def public_task(snap):
     return out
 
 
+@functools.cache
+def _event_loop(pid):
+    """The event loop, in a daemon thread, through which process `pid` sends events from sync code:
+    its channel-layer connection is opened once, where async_to_sync would run every send on a new
+    loop with a new Redis connection. Per pid, since threads do not survive a fork."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="events", daemon=True).start()
+    return loop
+
+
+def send_soon(coroutine):
+    """Schedule a channel-layer coroutine on this process's event loop; returns its concurrent Future."""
+    return asyncio.run_coroutine_threadsafe(coroutine, _event_loop(os.getpid()))
+
+
 async def send_snapshot(layer, snap):
     event = {"type": "task.event", "task": snap}
     await layer.group_send(user_group(snap["owner_id"]), event)
@@ -91,7 +117,6 @@ async def send_snapshot(layer, snap):
 
 def broadcast_task(task_id):
     """Send the task's current state to its owner's sockets; never fails the caller."""
-    from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
     from tasks.models import Task
@@ -100,7 +125,7 @@ def broadcast_task(task_id):
     if task is None:
         return
     try:
-        async_to_sync(send_snapshot)(get_channel_layer(), task_snapshot(task))
+        send_soon(send_snapshot(get_channel_layer(), task_snapshot(task))).result(timeout=SEND_TIMEOUT)
     except Exception:
         log.warning("could not broadcast task %s", task_id, exc_info=True)
         return
@@ -110,12 +135,23 @@ def broadcast_task(task_id):
 
 
 def broadcast_deleted(task_id, owner_id):
-    from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
     try:
-        async_to_sync(get_channel_layer().group_send)(
+        send_soon(get_channel_layer().group_send(
             user_group(owner_id), {"type": "task.deleted", "task_id": str(task_id)}
-        )
+        )).result(timeout=SEND_TIMEOUT)
     except Exception:
         log.warning("could not broadcast deletion of %s", task_id, exc_info=True)
+
+
+def close_session_sockets(session_key):
+    """Ask the sockets opened with this session to close (after a logout or a login, the browser
+    reconnects as whoever it now is); never fails the caller."""
+    from channels.layers import get_channel_layer
+
+    try:
+        send_soon(get_channel_layer().group_send(session_group(session_key), {"type": "session.ended"})).result(
+            timeout=SEND_TIMEOUT)
+    except Exception:
+        log.warning("could not close the sockets of a session", exc_info=True)

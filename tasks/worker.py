@@ -10,6 +10,10 @@ log = logging.getLogger(__name__)
 
 
 class TaskWorker(Worker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        preload()
+
     def execute_job(self, job, queue):
         from django.db import connections
 
@@ -43,3 +47,16 @@ class TaskWorker(Worker):
             log.exception("could not settle task %s after its work horse died", job.id)
         finally:
             connections.close_all()
+
+
+def preload():
+    """Import once, before any fork, what every work horse needs: each horse would otherwise import
+    it again (psutil, the channel layer, the ORM's SQL compiler, the job's own modules)."""
+    import channels_redis.core  # noqa: F401
+    import django.db.models.sql.compiler  # noqa: F401
+    import psutil  # noqa: F401
+
+    from tasks import jobs, runtime  # noqa: F401
+    from tasks.processors import registry
+
+    registry()
