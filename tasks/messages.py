@@ -15,6 +15,7 @@ MESSAGES = {
     "starting": _("Starting"),
     "running": _("Running"),
     "retry_scheduled": _("Retrying in %(seconds)s s (attempt %(attempt)s of %(max_attempts)s)"),
+    "interrupted": _("Interrupted by a restart of the server; it starts again as soon as a worker is free"),
     "tool_message": "%(text)s",
     "done": _("Done"),
     "ffmpeg_progress": _("Processed %(done)s of %(total)s seconds"),

@@ -288,6 +288,13 @@ def task_mark_cancelled(*, task_id):
     return _transition(task_id, frm=[S.RUNNING], to=S.CANCELLED, message_code="", message_params={})
 
 
+def task_requeue_interrupted(*, task_id):
+    """Its worker was shut down on purpose while it ran: the task starts again as soon as a
+    worker is free, and the attempt does not count."""
+    return _transition(task_id, frm=[S.RUNNING], to=S.RETRYING, retry_at=timezone.now(), heartbeat_at=None,
+                       attempts=F("attempts") - 1, worker_name="", message_code="interrupted", message_params={})
+
+
 def task_mark_lost(*, task_id, detail=""):
     """The worker running the task died: cancelled if that was asked for, else a retryable failure.
     When that ends the task, what the dead run left (partial outputs, downloads, probes) is

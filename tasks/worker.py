@@ -21,6 +21,36 @@ class TaskWorker(Worker):
         connections.close_all()
         return super().execute_job(job, queue)
 
+    def request_force_stop(self, signum, frame):
+        """Cold shutdown (serve stopping, a restart): RQ kills the horse. The task was not at fault,
+        so it goes back to be run again, its attempt refunded, instead of ending as lost."""
+        job_id = self.get_current_job_id() if self.horse_pid else None
+        try:
+            super().request_force_stop(signum, frame)
+        except SystemExit:
+            if job_id:
+                self.settle_interrupted(job_id)
+            raise
+
+    def settle_interrupted(self, task_id):
+        from django.db import close_old_connections, connections
+
+        from tasks import jobs, services
+        from tasks.models import Task
+
+        close_old_connections()
+        try:
+            task = Task.objects.filter(pk=task_id).only("status", "cancel_requested_at").first()
+            if task is not None and task.status == Task.Status.RUNNING:
+                if task.cancel_requested_at:
+                    jobs.finish_cancelled(task_id)
+                else:
+                    services.task_requeue_interrupted(task_id=task_id)
+        except Exception:
+            log.exception("could not settle task %s interrupted by a shutdown", task_id)
+        finally:
+            connections.close_all()
+
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         """The horse died without being asked to (OOM, kill -9, its watchdog): kill what is left
         of its process group, then settle the task at once instead of waiting for the reconciler."""

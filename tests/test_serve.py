@@ -308,16 +308,40 @@ def test_it_stops_everything_cleanly_on_sigterm(server):
     assert "serve: stopped" in server.log()
 
 
-def test_it_leaves_nothing_behind_when_killed(make_server):
+def running_countdown(make_server, seconds):
+    """A one-worker serve running a visitor's countdown of `seconds`."""
     server = make_server(workers=1)
     server.migrate()
     server.start()
     server.wait_healthy()
-    # A running task: its work horse and the tool it runs must die with serve too.
     visitor = Visitor(server)
-    status, task = visitor.submit_countdown(60)
+    status, task = visitor.submit_countdown(seconds)
     assert status == 201, task
     poll(lambda: visitor.task(task["task_id"])["status"] == "running", 20, "the task to run")
+    return server, visitor, task
+
+
+def test_it_runs_an_interrupted_task_again_after_a_clean_restart(make_server):
+    """Stopping serve (a deploy, a reboot) is nobody's failure: the running task starts again
+    after the restart, its attempt refunded, and completes."""
+    server, visitor, task = running_countdown(make_server, 4)
+    descendants = server.descendants()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=10) == 0
+    assert not [proc for proc in descendants if alive(proc)]
+    server.start()
+    server.wait_healthy()
+    done = poll(lambda: (t := visitor.task(task["task_id"]))["status"] in ("completed", "failed") and t, 40,
+                "the interrupted task to finish")
+    assert done["status"] == "completed" and done["attempts"] == 1, done
+    assert done["result"]["counted"] == 4
+    statuses = [entry["status"] for entry in done["timeline"] if "status" in entry]
+    assert statuses == ["pending", "queued", "running", "retrying", "queued", "running", "completed"], statuses
+
+
+def test_it_leaves_nothing_behind_when_killed(make_server):
+    # A running task: its work horse and the tool it runs must die with serve too.
+    server, visitor, task = running_countdown(make_server, 60)
     poll(lambda: any("countdown.py" in cmdline(p) for p in server.descendants()), 10, "the tool to start")
     descendants = server.descendants()
 

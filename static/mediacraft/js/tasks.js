@@ -48,7 +48,17 @@ function summary(task) {
   return { stage, message, stats };
 }
 
+// Every status change and stage adds to a task's timeline: an event whose timeline is shorter
+// than the one already drawn is older (events from two processes may cross) and is dropped.
+function isStale(root, task) {
+  const version = (task.timeline || []).length;
+  if (version < Number(root.dataset.version || 0)) return true;
+  root.dataset.version = String(version);
+  return false;
+}
+
 export function renderTask(root, task) {
+  if (isStale(root, task)) return;
   taskSeen(task);
   root.dataset.status = safeToken(task.status);
   setText(root, "display_title", task.title || task.kind_label);
