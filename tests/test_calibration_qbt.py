@@ -209,8 +209,9 @@ def test_it_calibrates_a_batch_with_mixed_results_and_removes_only_its_probes(
     fetching, stopped = "1" * 40, "2" * 40
     assert qbt.post("torrents/add", urls=NO_PEERS.format(fetching), paused="false", stopped="false") == "Ok."
     assert qbt.post("torrents/add", urls=NO_PEERS.format(stopped), paused="true", stopped="true") == "Ok."
-    kept = {t["hash"] for t in qbt.torrents()}
-    assert kept == {owned.id, fetching, stopped}
+    # qBittorrent adds torrents asynchronously: a busy machine lists them a moment later.
+    kept = wait_for(lambda: (found := {t["hash"] for t in qbt.torrents()}) == {owned.id, fetching, stopped} and found,
+                    10, message="the two magnets to be listed")
     workers(1)
 
     v1, hybrid = swarm["v1"], swarm["hybrid"]

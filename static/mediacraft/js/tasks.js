@@ -258,7 +258,13 @@ export class TaskList {
     return (!status || task.status === status) && (!kind || task.kind === kind);
   }
 
+  // What events did while a poll was on its way: its answer may be older than they are.
+  noteEvent(id, version) {
+    if (this.recent) this.recent.set(id, Math.max(this.recent.get(id) || 0, version));
+  }
+
   update(task, { insert = true } = {}) {
+    this.noteEvent(task.task_id, (task.timeline || []).length);
     let row = this.row(task.task_id);
     if (row && !this.matches(task)) {
       this.remove(task.task_id); // e.g. a task that finished, on a list of running tasks
@@ -289,6 +295,7 @@ export class TaskList {
   }
 
   remove(id) {
+    this.noteEvent(id, Infinity);
     const row = this.row(id);
     if (!row) return;
     row.remove();
@@ -310,18 +317,34 @@ export class TaskList {
     const query = new URLSearchParams({ page, page_size: String(this.limit) });
     if (status) query.set("status", status);
     if (kind) query.set("kind", kind);
-    const response = await fetch(`/api/tasks/?${query}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    if (!response.ok) return;
-    const body = await response.json();
+    const recent = new Map();
+    this.recent = recent;
+    let body;
+    try {
+      const response = await fetch(`/api/tasks/?${query}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      body = await response.json();
+    } finally {
+      if (this.recent === recent) this.recent = null;
+    }
+    // A task an event touched meanwhile keeps what the event drew: no stale row comes back.
+    const newer = (task) => recent.has(task.task_id) && recent.get(task.task_id) >= (task.timeline || []).length;
     const ids = new Set(body.items.map((task) => task.task_id));
-    for (const row of [...this.list.children]) if (!ids.has(row.dataset.taskId)) row.remove();
+    for (const row of [...this.list.children]) {
+      if (!ids.has(row.dataset.taskId) && !recent.has(row.dataset.taskId)) row.remove();
+    }
     for (const task of body.items) {
       let row = this.row(task.task_id);
+      if (newer(task)) {
+        if (row) this.list.append(row);
+        continue;
+      }
       if (!row) row = this.newRow(task.task_id);
       renderTask(row, task);
       this.list.append(row); // re-appending in API order keeps the page sorted
     }
-    if (this.count) this.count.textContent = String(body.count);
+    const goneSince = body.items.filter((task) => recent.get(task.task_id) === Infinity).length;
+    if (this.count) this.count.textContent = String(body.count - goneSince);
     this.syncEmpty();
   }
 }
