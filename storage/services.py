@@ -121,14 +121,19 @@ def file_register_output(*, task, path, name):
     """Record a finished result file of a task (it must be inside MEDIA_ROOT). A result that
     does not fit in the owner's quota is deleted and ends the task with a clear error."""
     from tasks.errors import TaskError
+    from tasks.selectors import task_owner_id
 
     path = Path(path)
     relative = path.resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()).as_posix()
     size = path.stat().st_size
-    if used_bytes(task.owner_id) + size > settings.MEDIACRAFT_USER_QUOTA_MB * MB:
+    # The owner as the database has it now, not as the job loaded it: a visitor who logged in
+    # meanwhile was merged into the account (users.services.account_login) and is gone.
+    owner_id = task_owner_id(task_id=task.pk) or task.owner_id
+    used = used_bytes(owner_id)
+    if used + size > settings.MEDIACRAFT_USER_QUOTA_MB * MB:
         path.unlink(missing_ok=True)
         raise TaskError("output_quota_exceeded", {"name": name, "quota": settings.MEDIACRAFT_USER_QUOTA_MB},
-                        detail=f"stored {used_bytes(task.owner_id)} B + result {size} B")
+                        detail=f"stored {used} B + result {size} B")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(MB), b""):
@@ -139,14 +144,10 @@ def file_register_output(*, task, path, name):
         media = {}
     position = StoredFile.objects.filter(task=task, role=StoredFile.Role.OUTPUT).count()
     fields = dict(task=task, role=StoredFile.Role.OUTPUT, position=position, original_name=name[:255],
-                  stored_name=path.name, path=relative, size=path.stat().st_size, sha256=digest.hexdigest(),
-                  media=media)
-    from tasks.selectors import task_owner_id
-
+                  stored_name=path.name, path=relative, size=size, sha256=digest.hexdigest(), media=media)
     for attempt in range(3):
-        # The owner as the database has it now, not as the job loaded it: a visitor who logged
-        # in meanwhile was merged into the account (users.services.account_login) and is gone.
-        owner_id = task_owner_id(task_id=task.pk) or task.owner_id
+        if attempt:  # merged while the file was hashed: the account it went to
+            owner_id = task_owner_id(task_id=task.pk) or owner_id
         try:
             with transaction.atomic():
                 return StoredFile.objects.create(owner_id=owner_id, **fields)

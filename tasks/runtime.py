@@ -91,6 +91,12 @@ class ProgressReporter:
             self.dirty_db = self.dirty_event = True
             self._flush(force=stage_changed)
 
+    def follow_owner(self, owner_id):
+        """Events go to the owner's group: follow a visitor merged into an account meanwhile
+        (the watchdog reads the owner with every heartbeat)."""
+        with self.lock:
+            self.task.owner_id = owner_id
+
     def _estimate_eta(self):
         stats = self.task.stats
         if "eta_seconds" in stats and stats.get("eta_source") != "engine":
@@ -109,8 +115,6 @@ class ProgressReporter:
             )
             if not updated:
                 raise TaskAborted(str(task.pk))
-            # Events go to the owner's group: follow a visitor merged into an account meanwhile.
-            task.owner_id = task_owner_id(task_id=task.pk) or task.owner_id
             self.last_db, self.dirty_db = now, False
         if self.dirty_event and (force or now - self.last_event >= settings.MEDIACRAFT_PROGRESS_EVENT_INTERVAL):
             self.sender.send(events.task_snapshot(self.task, self.files))
@@ -342,7 +346,9 @@ class Watchdog(threading.Thread):
         close_old_connections()
         now = timezone.now()
         Task.objects.filter(pk=self.task_id, status=Task.Status.RUNNING).update(heartbeat_at=now)
-        row = Task.objects.filter(pk=self.task_id).values_list("status", "cancel_requested_at").first()
+        row = Task.objects.filter(pk=self.task_id).values_list("status", "cancel_requested_at", "owner_id").first()
+        if row is not None:
+            self.reporter.follow_owner(row[2])
         if row is None or row[0] != Task.Status.RUNNING:
             self.die("task is no longer running")
         elif row[1] and (now - row[1]).total_seconds() > 2:

@@ -33,31 +33,15 @@ class TaskWorker(Worker):
             raise
 
     def settle_interrupted(self, task_id):
-        from django.db import close_old_connections, connections
+        from tasks import services
 
-        from tasks import jobs, services
-        from tasks.models import Task
-
-        close_old_connections()
-        try:
-            task = Task.objects.filter(pk=task_id).only("status", "cancel_requested_at").first()
-            if task is not None and task.status == Task.Status.RUNNING:
-                if task.cancel_requested_at:
-                    jobs.finish_cancelled(task_id)
-                else:
-                    services.task_requeue_interrupted(task_id=task_id)
-        except Exception:
-            log.exception("could not settle task %s interrupted by a shutdown", task_id)
-        finally:
-            connections.close_all()
+        settle_gone_horse(task_id, lambda: services.task_requeue_interrupted(task_id=task_id),
+                          "interrupted by a shutdown")
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         """The horse died without being asked to (OOM, kill -9, its watchdog): kill what is left
         of its process group, then settle the task at once instead of waiting for the reconciler."""
-        from django.db import close_old_connections, connections
-
-        from tasks import jobs, services
-        from tasks.models import Task
+        from tasks import services
 
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
         if retpid:
@@ -65,18 +49,30 @@ class TaskWorker(Worker):
                 os.killpg(retpid, signal.SIGKILL)
             except OSError:
                 pass
-        close_old_connections()
-        try:
-            task = Task.objects.filter(pk=job.id).only("status", "cancel_requested_at").first()
-            if task is not None and task.status == Task.Status.RUNNING:
-                if task.cancel_requested_at:
-                    jobs.finish_cancelled(job.id)
-                else:
-                    services.task_mark_lost(task_id=job.id, detail=f"work horse exited with status {ret_val}")
-        except Exception:
-            log.exception("could not settle task %s after its work horse died", job.id)
-        finally:
-            connections.close_all()
+        settle_gone_horse(job.id, lambda: services.task_mark_lost(
+            task_id=job.id, detail=f"work horse exited with status {ret_val}"), "after its work horse died")
+
+
+def settle_gone_horse(task_id, otherwise, why):
+    """Settle a task still running whose horse is gone: cancelled (its leftovers removed) if that
+    was asked for, else `otherwise()`. Runs in the worker, outside any job: its own connection."""
+    from django.db import close_old_connections, connections
+
+    from tasks import jobs
+    from tasks.models import Task
+
+    close_old_connections()
+    try:
+        task = Task.objects.filter(pk=task_id).only("status", "cancel_requested_at").first()
+        if task is not None and task.status == Task.Status.RUNNING:
+            if task.cancel_requested_at:
+                jobs.finish_cancelled(task_id)
+            else:
+                otherwise()
+    except Exception:
+        log.exception("could not settle task %s %s", task_id, why)
+    finally:
+        connections.close_all()
 
 
 def preload():
