@@ -444,7 +444,10 @@ def test_it_runs_visitors_tasks_end_to_end_and_survives_a_crash(make_server):
     # cat: kill -9 the worker running her task: it ends as "worker lost" (countdown allows one attempt).
     _, lost = cat.submit_countdown(60)
     poll(lambda: cat.task(lost["task_id"])["status"] == "running", 20, "cat's task to run")
-    worker = next(w for w in server.children_named("rqworker") if w.children())
+    # The worker whose horse runs her countdown: the other may still be reaping ben's horse.
+    worker = poll(lambda: next((w for w in server.children_named("rqworker")
+                                if any("countdown.py" in cmdline(p) for p in w.children(recursive=True))), None),
+                  10, "cat's countdown to start")
     worker.kill()
     poll(lambda: cat.task(lost["task_id"])["status"] == "failed", 30, "cat's task to fail")
     assert cat.task(lost["task_id"])["error"]["code"] == "worker_lost"
