@@ -295,7 +295,7 @@ def test_it_removes_its_probe_when_cancelled(workers, connection, qbt, alice, cl
     response = post(client, "/api/calibrate/async", {"info_hash": NO_PEERS.format(nobody), "timeout": 60})
     task_id = response.json()["task_id"]
     wait_for(lambda: qbt.torrent(nobody), 20, message="the probe")
-    assert qbt.torrent(nobody)["save_path"].rstrip("/") == str(qbt.save_path / PROBE_FOLDER)
+    assert qbt.torrent(nobody)["save_path"].rstrip("/") == str(qbt.save_path / PROBE_FOLDER / task_id)
     assert client.post(f"/api/tasks/{task_id}/cancel/").status_code == 200
     task = wait_status(task_id, Task.TERMINAL)
     assert task.status == S.CANCELLED
@@ -308,10 +308,10 @@ def test_it_cleans_up_only_probes_a_killed_run_left(connection, qbt, tmp_path):
     owned = library(qbt, data, "Kept")
     before = snapshot(data, "Kept")
     nobody = "7" * 40
+    ctx = RunContext({"connection": connection.pk, "hashes": [owned.v1, NO_PEERS.format(nobody)]}, 10, tmp_path)
     with QbtClient(qbt.url, USERNAME, PASSWORD) as client:
         client.login()
-        assert client.add_probe(NO_PEERS.format(nobody), str(qbt.save_path / PROBE_FOLDER))
-    ctx = RunContext({"connection": connection.pk, "hashes": [owned.v1, NO_PEERS.format(nobody)]}, 10, tmp_path)
+        assert client.add_probe(NO_PEERS.format(nobody), str(qbt.save_path / PROBE_FOLDER / ctx.task_id))
     probe_log = ProbeLog(str(ctx.work_dir / "calibration-probes.json"))
     probe_log.write({owned.v1, nobody})  # even if the log names it, a torrent outside the probe folder stays
     PROCESSOR.cleanup(ctx)
@@ -322,7 +322,7 @@ def test_it_cleans_up_only_probes_a_killed_run_left(connection, qbt, tmp_path):
     # A retry removes what the earlier attempt left before it starts.
     with QbtClient(qbt.url, USERNAME, PASSWORD) as client:
         client.login()
-        assert client.add_probe(NO_PEERS.format(nobody), str(qbt.save_path / PROBE_FOLDER))
+        assert client.add_probe(NO_PEERS.format(nobody), str(qbt.save_path / PROBE_FOLDER / ctx.task_id))
     probe_log.write({nobody})
     ctx.params = {"connection": connection.pk, "hashes": [owned.v1]}
     assert PROCESSOR.run(ctx)["items"][0]["status"] == "found"
@@ -406,3 +406,19 @@ def test_it_retries_a_calibration_whose_qbittorrent_is_down(workers, db, alice, 
     assert body["error"]["code"] == "qbt_unreachable"
     assert body["error"]["message"] == "qBittorrent (main) could not be reached: Connection refused"
     assert client.get(f"/api/calibrate/status/{task_id}").json()["status"] == "pending"
+
+
+def test_a_probe_folder_set_to_the_real_downloads_never_costs_their_data(connection, qbt, tmp_path):
+    """An operator points the probe folder at the download folder itself, and a killed run's log
+    names a torrent that lives there (its probe was refused as a duplicate): the cleanup removes
+    only what sits in the run's own subfolder, so the real torrent and its files stay."""
+    data = tmp_path / "data"
+    owned = library(qbt, data, "Real")
+    before = snapshot(data, "Real")
+    type(connection).objects.filter(pk=connection.pk).update(probe_path=str(data))
+    ctx = RunContext({"connection": connection.pk, "hashes": [owned.v1]}, 10, tmp_path)
+    probe_log = ProbeLog(str(ctx.work_dir / "calibration-probes.json"))
+    probe_log.write({owned.v1})
+    PROCESSOR.cleanup(ctx)
+    assert {t["hash"] for t in qbt.torrents()} == {owned.id}
+    assert snapshot(data, "Real") == before

@@ -37,10 +37,13 @@ POLL_SECONDS = 0.25
 PROBE_FOLDER = ".mediacraft-calibration"
 
 
-def probe_folder(connection, client):
-    if connection.probe_path:
-        return connection.probe_path.rstrip("/\\")
-    return client.default_save_path().rstrip("/\\") + "/" + PROBE_FOLDER
+def probe_folder(connection, client, run_id):
+    """A folder of this run's own under the connection's probe folder: probes are removed with their
+    files only from there, so even a probe folder set to where real downloads live (or a real
+    torrent that turns out to have a logged hash) never loses a byte that is not a probe's."""
+    base = connection.probe_path.rstrip("/\\") if connection.probe_path else (
+        client.default_save_path().rstrip("/\\") + "/" + PROBE_FOLDER)
+    return f"{base}/{run_id}"
 
 
 class ProbeLog:
@@ -96,7 +99,8 @@ class CalibrationRun:
     (time.monotonic()); returns one result dict per ref, in order. `progress` is
     TaskContext.progress (or any callable with its signature)."""
 
-    def __init__(self, *, client, connection, refs, deadline, progress, probe_log):
+    def __init__(self, *, client, connection, refs, deadline, progress, probe_log, run_id):
+        self.run_id = run_id  # the task's id: names this run's probe folder
         self.client = client
         self.connection = connection
         self.refs = refs
@@ -195,7 +199,7 @@ class CalibrationRun:
 
     def _add_probe(self, pending):
         if self.folder is None:
-            self.folder = probe_folder(self.connection, self.client)
+            self.folder = probe_folder(self.connection, self.client, self.run_id)
         ref = pending.ref
         # Logged before the add, so a killed run's cleanup finds it.
         self._log_probes(extra=ref_hashes(ref))
@@ -284,7 +288,7 @@ class CalibrationRun:
                             exc_info=True)
 
 
-def remove_logged_probes(*, connection, probe_log, client=None, timeout=(3, 10)):
+def remove_logged_probes(*, connection, probe_log, run_id, client=None, timeout=(3, 10)):
     """Remove the probes an earlier run of the task left (killed, or qBittorrent went away
     before it could): only those still in the probe folder. Used by the processor's cleanup
     (with a client of its own; skipped while the connection's credentials are marked as
@@ -298,8 +302,8 @@ def remove_logged_probes(*, connection, probe_log, client=None, timeout=(3, 10))
         with QbtClient(connection.url, connection.username, connection.get_password(),
                        verify=connection.verify_tls, timeout=timeout) as own:
             own.login()
-            return remove_logged_probes(connection=connection, probe_log=probe_log, client=own)
-    folder = probe_folder(connection, client)
+            return remove_logged_probes(connection=connection, probe_log=probe_log, run_id=run_id, client=own)
+    folder = probe_folder(connection, client, run_id)
     leftovers = [t for t in client.torrents() if is_logged(t, hashes) and same_path(t.get("save_path"), folder)]
     if leftovers:
         client.delete([t["hash"] for t in leftovers], delete_files=True)

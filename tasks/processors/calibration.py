@@ -33,6 +33,7 @@ def wait_budget(timeout):
 
 class CalibrationProcessor(Processor):
     kind = TaskKind.CALIBRATION
+    spawns_tools = False
     operator_only = True
 
     def validate(self, *, params, files, user):
@@ -94,10 +95,11 @@ class CalibrationProcessor(Processor):
                     raise
                 services.connection_clear_login_failure(connection_id=connection.pk)
                 probe_log = ProbeLog(str(ctx.work_dir / PROBE_LOG))
-                remove_logged_probes(connection=connection, probe_log=probe_log, client=client)  # an earlier attempt's
+                # An earlier attempt's probes first.
+                remove_logged_probes(connection=connection, probe_log=probe_log, run_id=ctx.task_id, client=client)
                 results = CalibrationRun(
                     client=client, connection=connection, refs=refs, progress=ctx.progress,
-                    deadline=started + wait_budget(ctx.timeout), probe_log=probe_log,
+                    deadline=started + wait_budget(ctx.timeout), probe_log=probe_log, run_id=ctx.task_id,
                 ).run()
         except QbtError as exc:
             params = {"name": connection.name, "reason": exc.reason, "status": exc.status or "",
@@ -138,10 +140,9 @@ class CalibrationProcessor(Processor):
             return
         connection = selectors.connection_get(ctx.params.get("connection"))
         try:
-            remove_logged_probes(connection=connection, probe_log=probe_log)
+            remove_logged_probes(connection=connection, probe_log=probe_log, run_id=ctx.task_id)
         except Exception:
-            log.warning("task %s: could not remove its qBittorrent probes", ctx.task_id,
-                                                exc_info=True)
+            log.warning("task %s: could not remove its qBittorrent probes", ctx.task_id, exc_info=True)
 
     def form_class(self, user):
         if not Processor.user_may_run(self, user):
