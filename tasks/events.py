@@ -3,27 +3,24 @@
 A snapshot carries codes; `public_task` turns it into the API's task JSON in the active language,
 so the API, the pages and the WebSocket consumer all speak one shape."""
 
-import asyncio
-import functools
 import hashlib
 import logging
-import os
-import threading
+import time
+
+from redis.exceptions import RedisError
 
 from tasks import messages
 
 log = logging.getLogger(__name__)
 
-SEND_TIMEOUT = 10  # seconds a sync caller waits for its event to reach Redis
+# What a send that cannot reach Redis raises. Nothing broader: in a work horse, RQ's job timeout
+# arrives as an exception wherever the horse happens to be, and must not be swallowed here.
+SEND_ERRORS = (RedisError, OSError)
 TIME_FIELDS = ("created_at", "queued_at", "started_at", "finished_at", "expires_at", "retry_at")
 
 
 def user_group(user_id):
     return f"user.{user_id}"
-
-
-def task_group(task_id):
-    return f"task.{task_id}"
 
 
 def session_group(session_key):
@@ -94,72 +91,91 @@ def public_task(snap):
     return out
 
 
-@functools.cache
-def _event_loop(pid):
-    """The event loop, in a daemon thread, through which process `pid` sends events from sync code:
-    its channel-layer connection is opened once, where async_to_sync would run every send on a new
-    loop with a new Redis connection. Per pid, since threads do not survive a fork."""
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="events", daemon=True).start()
-    return loop, asyncio.Lock()
+# channels_redis 4.3's group_send script (RedisChannelLayer.group_send): add the message to each
+# channel that has room, and count those that had none.
+GROUP_SEND_LUA = """
+    local over_capacity = 0
+    local current_time = ARGV[#ARGV - 1]
+    local expiry = ARGV[#ARGV]
+    for i=1,#KEYS do
+        if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[i + #KEYS]) then
+            redis.call('ZADD', KEYS[i], current_time, ARGV[i])
+            redis.call('EXPIRE', KEYS[i], expiry)
+        else
+            over_capacity = over_capacity + 1
+        end
+    end
+    return over_capacity
+"""
 
 
-async def _in_turn(lock, coroutine):
-    async with lock:  # FIFO: sends leave in the order they were asked for
-        return await coroutine
-
-
-def send_soon(coroutine):
-    """Schedule a channel-layer coroutine on this process's event loop, after those scheduled
-    before it: two group_sends in flight at once may reach Redis in either order, and a viewer
-    must never get a task's "running" after its "completed". Returns a concurrent Future."""
-    loop, lock = _event_loop(os.getpid())
-    return asyncio.run_coroutine_threadsafe(_in_turn(lock, coroutine), loop)
-
-
-async def send_snapshot(layer, snap):
-    event = {"type": "task.event", "task": snap}
-    await layer.group_send(user_group(snap["owner_id"]), event)
-    await layer.group_send(task_group(snap["task_id"]), event)
-
-
-def broadcast_task(task_id):
-    """Send the task's current state to its owner's sockets; never fails the caller."""
+def group_send(group, message):
+    """RedisChannelLayer.group_send, done with this process's own Redis client, in the caller's
+    thread: a work horse then needs no event loop nor a second connection (together about 10 ms of
+    its life), a web request no hop to another thread, and sends from one thread keep their order.
+    Keys, serializer and capacities are the layer's own (channels_redis is pinned; the event
+    tests receive these messages through real consumers). Raises what Redis raises."""
     from channels.layers import get_channel_layer
 
+    from tasks.queues import redis_connection
+
+    layer = get_channel_layer()
+    conn = redis_connection()  # the layer's one host: both are settings.REDIS_URL
+    key = layer._group_key(group)
+    pipe = conn.pipeline(transaction=False)
+    pipe.zremrangebyscore(key, min=0, max=int(time.time()) - layer.group_expiry)
+    pipe.zrange(key, 0, -1)
+    channel_names = [name.decode("utf8") for name in pipe.execute()[1]]
+    if not channel_names:
+        return
+    by_connection, message_by_key, capacity_by_key = layer._map_channel_keys_to_connection(channel_names, message)
+    keys = [channel_key for channel_keys in by_connection.values() for channel_key in channel_keys]
+    now = time.time()
+    pipe = conn.pipeline(transaction=False)
+    for channel_key in keys:
+        pipe.zremrangebyscore(channel_key, min=0, max=int(now) - int(layer.expiry))
+    pipe.eval(GROUP_SEND_LUA, len(keys), *keys, *[message_by_key[k] for k in keys],
+              *[capacity_by_key[k] for k in keys], now, layer.expiry)
+    over_capacity = pipe.execute()[-1]
+    if over_capacity:
+        log.info("%s of %s channels over capacity in group %s", over_capacity, len(channel_names), group)
+
+
+def send_snapshot(snap):
+    group_send(user_group(snap["owner_id"]), {"type": "task.event", "task": snap})
+
+
+def broadcast_task(task_id, count=True):
+    """Send the task's current state to its owner's sockets; never fails the caller. True if
+    sent; count=False leaves counting the event to the caller."""
     from tasks.models import Task
 
     task = Task.objects.filter(pk=task_id).first()
     if task is None:
-        return
+        return False
     try:
-        send_soon(send_snapshot(get_channel_layer(), task_snapshot(task))).result(timeout=SEND_TIMEOUT)
-    except Exception:
+        send_snapshot(task_snapshot(task))
+    except SEND_ERRORS:
         log.warning("could not broadcast task %s", task_id, exc_info=True)
-        return
-    from tasks.metrics import incr
+        return False
+    if count:
+        from tasks.metrics import incr
 
-    incr("mediacraft_progress_events_total")
+        incr("mediacraft_progress_events_total")
+    return True
 
 
 def broadcast_deleted(task_id, owner_id):
-    from channels.layers import get_channel_layer
-
     try:
-        send_soon(get_channel_layer().group_send(
-            user_group(owner_id), {"type": "task.deleted", "task_id": str(task_id)}
-        )).result(timeout=SEND_TIMEOUT)
-    except Exception:
+        group_send(user_group(owner_id), {"type": "task.deleted", "task_id": str(task_id)})
+    except SEND_ERRORS:
         log.warning("could not broadcast deletion of %s", task_id, exc_info=True)
 
 
 def close_session_sockets(session_key):
     """Ask the sockets opened with this session to close (after a logout or a login, the browser
     reconnects as whoever it now is); never fails the caller."""
-    from channels.layers import get_channel_layer
-
     try:
-        send_soon(get_channel_layer().group_send(session_group(session_key), {"type": "session.ended"})).result(
-            timeout=SEND_TIMEOUT)
-    except Exception:
+        group_send(session_group(session_key), {"type": "session.ended"})
+    except SEND_ERRORS:
         log.warning("could not close the sockets of a session", exc_info=True)

@@ -4,6 +4,8 @@ many processes add to live in one Redis hash, so every web and worker process sh
 import logging
 import math
 
+from redis.exceptions import RedisError
+
 log = logging.getLogger(__name__)
 
 KEY = "mediacraft:metrics"
@@ -23,29 +25,34 @@ def _escape(value):
 
 def incr(name, labels=None, amount=1):
     """Add to a shared counter; metrics never break the caller."""
-    from tasks.queues import redis_connection
-
-    try:
-        redis_connection().hincrbyfloat(KEY, _field(name, labels), amount)
-    except Exception:
-        log.debug("metric %s not recorded", name, exc_info=True)
+    record([(name, labels, amount)])
 
 
 def observe_duration(kind, outcome, seconds):
+    record(duration=(kind, outcome, seconds))
+
+
+def record(counters=(), duration=None):
+    """Add to counters ((name, labels, amount) each) and observe a task duration ((kind, outcome,
+    seconds)) in one Redis round trip; metrics never break the caller."""
     from tasks.queues import redis_connection
 
-    labels = {"kind": kind, "outcome": outcome}
     try:
         pipe = redis_connection().pipeline(transaction=False)
-        for bound in DURATION_BUCKETS:
-            if seconds <= bound:
-                pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_bucket", {**labels, "le": bound}), 1)
-        pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_bucket", {**labels, "le": "+Inf"}), 1)
-        pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_sum", labels), seconds)
-        pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_count", labels), 1)
+        for name, labels, amount in counters:
+            pipe.hincrbyfloat(KEY, _field(name, labels), amount)
+        if duration is not None:
+            kind, outcome, seconds = duration
+            labels = {"kind": kind, "outcome": outcome}
+            for bound in DURATION_BUCKETS:
+                if seconds <= bound:
+                    pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_bucket", {**labels, "le": bound}), 1)
+            pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_bucket", {**labels, "le": "+Inf"}), 1)
+            pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_sum", labels), seconds)
+            pipe.hincrbyfloat(KEY, _field("mediacraft_task_duration_seconds_count", labels), 1)
         pipe.execute()
-    except Exception:
-        log.debug("duration not recorded", exc_info=True)
+    except (RedisError, OSError):  # nothing broader: see tasks.events.SEND_ERRORS
+        log.debug("metrics not recorded", exc_info=True)
 
 
 HELP = {

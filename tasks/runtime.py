@@ -32,29 +32,21 @@ def task_work_dir(task_id):
 
 
 class EventSender:
-    """Sends a job's progress events without waiting for them, through the process's event loop
-    (tasks.events.send_soon: one Redis connection for all); close() waits for those still on their way."""
+    """Sends a job's progress events (in the reporter's lock, so in order) and counts them;
+    an event that cannot reach Redis is logged, never fails the job."""
 
     def __init__(self):
-        from channels.layers import get_channel_layer
-
-        self.layer = get_channel_layer()
-        self.pending = collections.deque()
         self.sent = 0
 
     def send(self, snapshot):
-        self.pending.append(events.send_soon(events.send_snapshot(self.layer, snapshot)))
+        try:
+            events.send_snapshot(snapshot)
+        except events.SEND_ERRORS:
+            log.warning("progress event not delivered", exc_info=True)
+            return
         self.sent += 1
-        while self.pending and self.pending[0].done():
-            self.pending.popleft()
 
-    def close(self, wait=2.0):
-        deadline = time.monotonic() + wait
-        for future in list(self.pending):
-            try:
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:
-                log.warning("progress event not delivered", exc_info=True)
+    def close(self):
         if self.sent:
             from tasks.metrics import incr
 
@@ -178,6 +170,7 @@ class TaskContext:
         """Run a program without a shell, in the work horse's process group (so RQ's stop kills
         it too), calling on_stdout for each stdout line in this thread. When the program exits,
         whatever it left running is killed; any exception kills its whole tree."""
+        guard_process_group()
         full_env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}
         full_env.update(env or {})
         try:
@@ -236,6 +229,12 @@ class TaskContext:
 
 
 def guard_process_group():
+    """Start the guard below once per work horse (it forks a shell: not for kinds that start nothing)."""
+    return _group_guard(os.getpid())
+
+
+@functools.cache
+def _group_guard(pid):
     """Kill the work horse's whole process group as soon as the horse is gone, however it went:
     killed with its worker (nobody is left to run kill_tree or the watchdog), the tools it ran
     and what they left would run on. A shell in the group waits for the end of a pipe that only

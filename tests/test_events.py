@@ -207,3 +207,50 @@ def test_it_translates_events_into_the_viewers_language(transactional_db, redis_
     zh, en = async_to_sync(scenario)()
     assert en["status_label"] == "Cancelled"
     assert zh["status_label"] == "已取消"
+
+
+def test_it_delivers_each_event_to_every_socket_of_the_owner_in_order(transactional_db, redis_conn, alice, tool):
+    """events.group_send speaks channels_redis's protocol itself: two sockets of one user (two
+    tabs, on different channel keys) get every event once, in the order it was sent."""
+    from tasks.events import group_send, user_group
+
+    headers = headers_for(alice)
+    sent = [{"task_id": f"t{i}", "owner_id": alice.pk} for i in range(30)]
+
+    async def scenario():
+        tabs = [socket_for(headers), socket_for(headers)]
+        for tab in tabs:
+            await connect(tab)
+        for snap in sent:
+            await asyncio.to_thread(group_send, user_group(alice.pk), {"type": "task.deleted", "task_id": snap["task_id"]})
+        got = []
+        for tab in tabs:
+            got.append([m["task_id"] for m in await collect(tab, lambda m: m.get("task_id") == "t29")])
+            assert await tab.receive_nothing(timeout=0.3)  # nothing twice
+            await tab.disconnect()
+        return got
+
+    for received in async_to_sync(scenario)():
+        assert received == [snap["task_id"] for snap in sent]
+
+
+def test_it_drops_events_for_a_socket_over_capacity_without_failing_the_sender(transactional_db, redis_conn, alice,
+                                                                                 caplog, settings):
+    """A socket that reads nothing fills its channel up to the layer's capacity; later events to it
+    are dropped (and logged), the sender goes on."""
+    from channels.layers import get_channel_layer
+
+    from tasks.events import group_send, user_group
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(alice.pk), channel)
+    with caplog.at_level("INFO", logger="tasks.events"):
+        for i in range(layer.capacity + 5):
+            group_send(user_group(alice.pk), {"type": "task.deleted", "task_id": str(i)})
+    assert "1 of 1 channels over capacity" in caplog.text
+
+    async def drain():
+        return [(await layer.receive(channel))["task_id"] for _ in range(layer.capacity)]
+
+    assert async_to_sync(drain)() == [str(i) for i in range(layer.capacity)]

@@ -121,3 +121,32 @@ def test_it_cancels_a_running_task_even_if_the_stop_command_is_lost(workers, ali
     Task.objects.filter(pk=task.pk).update(cancel_requested_at=timezone.now())
     task = wait_status(task, S.CANCELLED, 10)
     wait_for(lambda: not _alive(child), 5, message="tool to die")
+
+
+def test_a_horse_killed_past_its_timeout_ends_as_timeout_not_as_lost(transactional_db, alice, tool, redis_conn):
+    """RQ kills a horse a minute past its job timeout when the timeout exception did not end it
+    (some broad `except` swallowed it): the task timed out and its leftovers go; a horse killed
+    within its time is a lost worker, retried."""
+    from rq.job import Job
+    from rq.utils import now
+
+    from tasks.runtime import task_work_dir
+    from tasks.worker import TaskWorker
+
+    CommandTemplate.objects.filter(pk=tool.pk).update(max_attempts=2)
+    worker = TaskWorker(["default"], connection=redis_conn)
+    outcomes = {}
+    for name, ran_for in (("overran", 3 + 61), ("in time", 1)):
+        task = submit_command(alice, steps=1, timeout=3)
+        assert services.task_mark_running(task_id=task.pk, worker_name="w")
+        partial = task_work_dir(task.pk) / "output" / "partial.bin"
+        partial.parent.mkdir(parents=True)
+        partial.write_bytes(b"x")
+        job = Job.fetch(str(task.pk), connection=redis_conn)
+        job.started_at = now() - timedelta(seconds=ran_for)
+        worker.handle_work_horse_killed(job, retpid=0, ret_val=9, rusage=None)
+        outcomes[name] = (Task.objects.get(pk=task.pk), partial.exists())
+    task, left = outcomes["overran"]
+    assert (task.status, task.error_code, task.error_params, left) == (S.TIMEOUT, "timeout", {"timeout": 3}, False)
+    task, left = outcomes["in time"]
+    assert (task.status, task.error_code) == (S.RETRYING, "worker_lost")
