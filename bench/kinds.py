@@ -13,6 +13,7 @@ from tasks.processors import Processor
 
 class TrivialProcessor(Processor):
     kind = "bench_trivial"
+    spawns_tools = False
     max_attempts = 1
 
     def validate(self, *, params, files, user):
@@ -24,6 +25,7 @@ class TrivialProcessor(Processor):
 
 class ProgressProcessor(Processor):
     kind = "bench_progress"
+    spawns_tools = False
     max_attempts = 1
 
     def validate(self, *, params, files, user):

@@ -31,9 +31,10 @@ def _run_task(task_id):
     if task is None:
         log.info("task %s: not queued any more, skipping", task_id)
         return "skipped"
-    guard_process_group()  # its pipe stays open as long as this horse lives
-    become_subreaper()
     processor = get_processor(task.kind)
+    if processor is None or processor.spawns_tools:
+        guard_process_group()  # its pipe stays open as long as this horse lives
+    become_subreaper()
     sender = EventSender()
     reporter = ProgressReporter(task, sender)
     ctx = TaskContext(task, reporter)

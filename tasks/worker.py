@@ -1,5 +1,6 @@
 """The RQ worker class MediaCraft runs: a forking worker that knows about tasks."""
 
+import gc
 import logging
 import os
 import signal
@@ -21,6 +22,15 @@ class TaskWorker(Worker):
         connections.close_all()
         return super().execute_job(job, queue)
 
+    def fork_work_horse(self, job, queue):
+        # The horse's collector must not walk (and so copy, page by page) what it shares with
+        # the worker; the worker collects as before once the fork is done (the horse never returns).
+        gc.freeze()
+        try:
+            super().fork_work_horse(job, queue)
+        finally:
+            gc.unfreeze()
+
     def request_force_stop(self, signum, frame):
         """Cold shutdown (serve stopping, a restart): RQ kills the horse. The task was not at fault,
         so it goes back to be run again, its attempt refunded, instead of ending as lost."""
@@ -41,7 +51,8 @@ class TaskWorker(Worker):
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         """The horse died without being asked to (OOM, kill -9, its watchdog): kill what is left
         of its process group, then settle the task at once instead of waiting for the reconciler."""
-        from tasks import services
+        from tasks import jobs, services
+        from tasks.models import Task
 
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
         if retpid:
@@ -49,8 +60,23 @@ class TaskWorker(Worker):
                 os.killpg(retpid, signal.SIGKILL)
             except OSError:
                 pass
-        settle_gone_horse(job.id, lambda: services.task_mark_lost(
-            task_id=job.id, detail=f"work horse exited with status {ret_val}"), "after its work horse died")
+        if overran(job):
+            # RQ kills a horse a minute past its timeout when the timeout exception did not end
+            # it (swallowed by some broad except): that task timed out, it was not lost.
+            def settle():
+                jobs.cleanup_run(Task.objects.get(pk=job.id))
+                services.task_mark_timeout(task_id=job.id)
+        else:
+            def settle():
+                services.task_mark_lost(task_id=job.id, detail=f"work horse exited with status {ret_val}")
+        settle_gone_horse(job.id, settle, "after its work horse died")
+
+
+def overran(job):
+    from rq.utils import now
+
+    return bool(job.timeout and job.timeout > 0 and job.started_at
+                and (now() - job.started_at).total_seconds() > job.timeout)
 
 
 def settle_gone_horse(task_id, otherwise, why):
@@ -86,3 +112,30 @@ def preload():
     from tasks.processors import registry
 
     registry()
+    _warm_up()
+
+
+def _warm_up():
+    """Do once, before any fork, what each horse would otherwise do for the first time: the
+    database backend's first queries (its lazy imports and caches), the channel layer (its
+    serializer; it opens no connection), a snapshot.
+    Reads only; the connection is closed again before the first fork."""
+    import uuid
+
+    from channels.layers import get_channel_layer
+    from django.db import DatabaseError, connections
+
+    from tasks.events import public_task, task_files, task_snapshot
+    from tasks.models import Task
+
+    nobody = uuid.UUID(int=0)
+    try:
+        Task.objects.filter(pk=nobody).values("timeline", "kind", "started_at").first()
+        Task.objects.filter(pk=nobody).first()
+        task_files(nobody)
+    except DatabaseError:
+        log.debug("warm-up queries failed (database not migrated yet?)", exc_info=True)
+    finally:
+        connections.close_all()
+    get_channel_layer().serialize({"type": "task.event"})
+    public_task(task_snapshot(Task(pk=nobody, kind="command", status=Task.Status.RUNNING, timeline=[]), files={}))

@@ -16,6 +16,9 @@ class Processor(abc.ABC):
     accepts_files = False
     default_timeout = 3600
     max_attempts = None  # None: MEDIACRAFT_MAX_ATTEMPTS
+    # Whether runs start programs (ffmpeg, a tool): their work horse then gets the process group
+    # guard up front. ctx.run starts it anyway, so a wrong False costs only the probe gap.
+    spawns_tools = True
 
     @abc.abstractmethod
     def validate(self, *, params, files, user):
@@ -59,6 +62,11 @@ class Processor(abc.ABC):
 
     def max_attempts_for(self, params):
         return self.max_attempts or settings.MEDIACRAFT_MAX_ATTEMPTS
+
+    def limits_for(self, params):
+        """(default timeout, max attempts) of a task with these cleaned params; one call, so a
+        kind can read both from one row."""
+        return self.default_timeout_for(params), self.max_attempts_for(params)
 
     def user_may_run(self, user, params=None):
         """Whether the user may run this kind (with these params, when given)."""

@@ -370,6 +370,7 @@ class Attempt:
 
 class DownloadProcessor(Processor):
     kind = TaskKind.DOWNLOAD
+    spawns_tools = False
     default_timeout = 6 * 3600
 
     def validate(self, *, params, files, user):

@@ -17,6 +17,7 @@ PARAM_NAMES = {"profile", "sync_type", "trigger"}
 
 class StrmSyncProcessor(Processor):
     kind = TaskKind.STRM_SYNC
+    spawns_tools = False
     operator_only = True
     default_timeout = 6 * 3600
     max_attempts = 2  # a lost worker or an unreachable source is tried once more; a sync is idempotent
