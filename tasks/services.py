@@ -42,7 +42,8 @@ def _transition(task_id, *, frm, to, **fields):
 
 def _move(task_id, frm, to, fields):
     now = timezone.now()
-    with transaction.atomic():
+    # Inside a caller's transaction (dispatch, submit) no savepoint: an error ends that one anyway.
+    with transaction.atomic(savepoint=False):
         row = Task.objects.filter(pk=task_id, status__in=frm).values("timeline", "kind", "started_at").first()
         if row is None:
             return False
@@ -57,8 +58,7 @@ def _move(task_id, frm, to, fields):
             from storage.models import StoredFile
 
             StoredFile.objects.filter(task_id=task_id).update(expires_at=fields["expires_at"])
-        transaction.on_commit(functools.partial(events.broadcast_task, task_id), robust=True)
-        transaction.on_commit(functools.partial(_count_transition, row["kind"], to, row["started_at"], now),
+        transaction.on_commit(functools.partial(_announce, task_id, row["kind"], to, row["started_at"], now),
                               robust=True)
         if to in Task.TERMINAL or to == S.RETRYING:
             transaction.on_commit(dispatch, robust=True)
@@ -66,10 +66,15 @@ def _move(task_id, frm, to, fields):
     return True
 
 
-def _count_transition(kind, status, started_at, now):
-    metrics.incr("mediacraft_task_transitions_total", {"kind": kind, "status": status})
+def _announce(task_id, kind, status, started_at, now):
+    """After a move commits: the event to the owner's sockets, then its metrics in one round trip."""
+    counters = [("mediacraft_task_transitions_total", {"kind": kind, "status": status}, 1)]
+    if events.broadcast_task(task_id, count=False):
+        counters.append(("mediacraft_progress_events_total", None, 1))
+    duration = None
     if status in Task.TERMINAL and started_at is not None:
-        metrics.observe_duration(kind, status, (now - started_at).total_seconds())
+        duration = (kind, status, (now - started_at).total_seconds())
+    metrics.record(counters, duration)
 
 
 def _has_nul(value):
@@ -121,13 +126,14 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
     cleaned = processor.validate(params=params, files=list(files), user=owner)
     if _has_nul(cleaned):  # PostgreSQL's jsonb refuses NUL; no parameter needs one
         raise InvalidParams(_("Parameters must not contain NUL characters."), "params")
+    # Before the transaction, which holds the write lock (kinds may query here).
+    default_timeout, max_attempts = processor.limits_for(cleaned)
     limit = settings.MEDIACRAFT_MAX_TASK_TIMEOUT
     if timeout is None:
-        timeout = min(processor.default_timeout_for(cleaned), limit)
+        timeout = min(default_timeout, limit)
     else:
         timeout = _clean_int(timeout, "timeout", 1, limit)
-    # Before the transaction, which holds the write lock (kinds may query here).
-    title, max_attempts = title or processor.make_title(cleaned)[:200], processor.max_attempts_for(cleaned)
+    title = title or processor.make_title(cleaned)[:200]
     now = timezone.now()
     with transaction.atomic():
         if owner is None:
@@ -151,22 +157,13 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
             from storage.services import files_attach
 
             files_attach(task=task, file_ids=cleaned["files"])
-        transaction.on_commit(functools.partial(_dispatch_submitted, task.pk), robust=True)
+        # Admission in the same transaction, which holds the dispatch lock already: one write
+        # transaction per submit. A task admitted now is announced by its move to queued.
+        if task.pk not in _admit():
+            _explain_wait(task)
+            transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
     task.refresh_from_db()
-    if task.status == S.PENDING:
-        _explain_wait(task)
     return task
-
-
-def _dispatch_submitted(task_id):
-    """After a submit commits: dispatch, then announce the new task unless dispatch admitted it
-    (its move to queued was announced already: one event, not two)."""
-    admitted = []
-    try:
-        admitted = dispatch()
-    finally:
-        if task_id not in admitted:
-            events.broadcast_task(task_id)
 
 
 def _explain_wait(task):
@@ -182,37 +179,48 @@ def _explain_wait(task):
 def dispatch():
     """Admit waiting tasks while slots are free: fewest active first among owners, then
     priority, then age. Returns the ids admitted."""
-    admitted = []
+    if not _waiting(timezone.now()).exists():  # the usual case after a task ends: no write lock
+        return []
     with transaction.atomic():
         _lock_dispatch()
-        now = timezone.now()
-        counts = Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
-                              .annotate(Count("pk"))))
-        free = settings.MEDIACRAFT_GLOBAL_CONCURRENCY - sum(counts.values())
-        if free <= 0:
-            return admitted
-        waiting = (
-            Task.objects.filter(Q(status=S.PENDING) | Q(status=S.RETRYING, retry_at__lte=now))
-            .order_by("-priority", "created_at")
-            .values_list("id", "owner_id", "status", "priority", "created_at")[:5000]
-        )
-        by_owner = defaultdict(deque)
-        for row in waiting:
-            by_owner[row[1]].append(row)
-        user_limit = settings.MEDIACRAFT_USER_CONCURRENCY
-        while free > 0:
-            eligible = [o for o, rows in by_owner.items() if rows and counts[o] < user_limit]
-            if not eligible:
-                break
-            owner = min(eligible, key=lambda o: (counts[o], -by_owner[o][0][3], by_owner[o][0][4]))
-            task_id, _owner, status, _prio, _created = by_owner[owner].popleft()
-            if _transition(task_id, frm=[status], to=S.QUEUED, queued_at=now, retry_at=None,
-                           message_code="waiting_worker", message_params={}):
-                counts[owner] += 1
-                free -= 1
-                admitted.append(task_id)
-                transaction.on_commit(functools.partial(enqueue, task_id), robust=True)
+        return _admit()
+
+
+def _admit():
+    """dispatch's admission, in the caller's transaction, which holds the dispatch lock."""
+    admitted = []
+    now = timezone.now()
+    counts = Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
+                          .annotate(Count("pk"))))
+    free = settings.MEDIACRAFT_GLOBAL_CONCURRENCY - sum(counts.values())
+    if free <= 0:
+        return admitted
+    waiting = (
+        _waiting(now).order_by("-priority", "created_at")
+        .values_list("id", "owner_id", "status", "priority", "created_at")[:5000]
+    )
+    by_owner = defaultdict(deque)
+    for row in waiting:
+        by_owner[row[1]].append(row)
+    user_limit = settings.MEDIACRAFT_USER_CONCURRENCY
+    while free > 0:
+        eligible = [o for o, rows in by_owner.items() if rows and counts[o] < user_limit]
+        if not eligible:
+            break
+        owner = min(eligible, key=lambda o: (counts[o], -by_owner[o][0][3], by_owner[o][0][4]))
+        task_id, _owner, status, _prio, _created = by_owner[owner].popleft()
+        if _transition(task_id, frm=[status], to=S.QUEUED, queued_at=now, retry_at=None,
+                       message_code="waiting_worker", message_params={}):
+            counts[owner] += 1
+            free -= 1
+            admitted.append(task_id)
+            transaction.on_commit(functools.partial(enqueue, task_id), robust=True)
     return admitted
+
+
+def _waiting(now):
+    """Tasks dispatch may admit. One that turns waiting after this was read dispatches itself."""
+    return Task.objects.filter(Q(status=S.PENDING) | Q(status=S.RETRYING, retry_at__lte=now))
 
 
 def enqueue(task_id):

@@ -123,7 +123,7 @@ def test_it_submits_json_and_answers_201_with_the_task(alice, tool, client_for):
     assert body["task_id"] == str(task.pk)
     assert body["kind"] == "command"
     assert body["title"] == "My run"
-    assert body["status"] == S.PENDING
+    assert body["status"] == S.QUEUED  # admitted in the submit's own transaction
     assert body["priority"] == 7
     assert body["attempts"] == 0
     assert body["max_attempts"] == 1
@@ -283,10 +283,10 @@ def test_it_answers_413_for_a_multipart_field_over_the_upload_limit(alice, tool,
 def test_it_answers_429_above_the_per_user_pending_cap(alice, bob, tool, client_for, settings):
     settings.MEDIACRAFT_USER_MAX_PENDING = 2
     client = client_for(alice)
-    assert submit(client).status_code == 201
-    assert submit(client).status_code == 201
+    # One is admitted (the per-user limit is 1), two wait: the cap counts those.
+    assert [submit(client).json()["status"] for _ in range(3)] == [S.QUEUED, S.PENDING, S.PENDING]
     assert_error(submit(client), 429, "too_many_pending")
-    assert Task.objects.filter(owner=alice).count() == 2
+    assert Task.objects.filter(owner=alice).count() == 3
     assert submit(client_for(bob)).status_code == 201  # the cap is per user
 
 
@@ -448,7 +448,7 @@ def test_it_answers_a_wrong_method_with_a_json_405(alice, tool, client_for, meth
     response = getattr(client_for(alice), method)(url.format(id=task.pk))
     assert response["Content-Type"].startswith("application/json"), response.content
     assert_error(response, 405)
-    assert Task.objects.get(pk=task.pk).status == S.PENDING
+    assert Task.objects.get(pk=task.pk).status == S.QUEUED
 
 # --- cancel, cancel-all, retry, delete --------------------------------------------------------
 
@@ -480,7 +480,7 @@ def test_it_cancels_all_my_unfinished_tasks_and_only_mine(alice, bob, tool, clie
     assert response.status_code == 200, response.content
     assert response.json() == {"cancelled": 2}
     statuses = dict(Task.objects.values_list("pk", "status"))
-    assert statuses == {pending.pk: S.CANCELLED, queued.pk: S.CANCELLED, done.pk: S.COMPLETED, bobs.pk: S.PENDING}
+    assert statuses == {pending.pk: S.CANCELLED, queued.pk: S.CANCELLED, done.pk: S.COMPLETED, bobs.pk: S.QUEUED}
     assert client_for(alice).post(f"{TASKS}cancel-all/").json() == {"cancelled": 0}
 
 
@@ -508,7 +508,8 @@ def test_it_asks_a_running_task_to_stop_on_cancel(alice, tool, client_for):
 def test_it_answers_429_to_a_retry_above_the_pending_cap(alice, tool, client_for, settings):
     settings.MEDIACRAFT_USER_MAX_PENDING = 1
     failed = set_status(submit_command(alice), S.FAILED)
-    submit_command(alice)
+    submit_command(alice)  # admitted
+    submit_command(alice)  # waits behind it: the cap is reached
     assert_error(client_for(alice).post(task_url(failed, "retry")), 429, "too_many_pending")
     assert Task.objects.get(pk=failed.pk).status == S.FAILED
 
@@ -553,7 +554,7 @@ def test_it_gets_one_of_my_tasks(alice, tool, client_for):
     assert response.status_code == 200
     body = response.json()
     assert DESIGN_FIELDS <= set(body)
-    assert body["task_id"] == str(task.pk) and body["status"] == S.PENDING
+    assert body["task_id"] == str(task.pk) and body["status"] == S.QUEUED
 
 
 # --- CSRF -------------------------------------------------------------------------------------
@@ -651,7 +652,7 @@ def test_it_never_shows_bob_tasks_to_alices_token(alice, bob, tool, client_for):
     assert_error(client.get(task_url(bobs)), 404, "not_found")
     assert_error(client.post(task_url(bobs, "cancel")), 404, "not_found")
     assert client.post(f"{TASKS}cancel-all/").json() == {"cancelled": 1}
-    assert Task.objects.get(pk=bobs.pk).status == S.PENDING
+    assert Task.objects.get(pk=bobs.pk).status == S.QUEUED
 
 
 def test_it_refuses_to_create_a_token_with_a_token(alice, client_for):

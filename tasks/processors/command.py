@@ -181,17 +181,17 @@ class CommandProcessor(Processor):
         return build_command_form(templates) if templates else None
 
     def default_timeout_for(self, params):
-        from tasks.models import CommandTemplate
-
-        template = CommandTemplate.objects.filter(name=params["template"]).first()
-        return template.default_timeout if template else self.default_timeout
+        return self.limits_for(params)[0]
 
     def max_attempts_for(self, params):
         # A tool may have side effects: the admin decides whether a lost run may be repeated.
+        return self.limits_for(params)[1]
+
+    def limits_for(self, params):
         from tasks.models import CommandTemplate
 
-        template = CommandTemplate.objects.filter(name=params["template"]).first()
-        return template.max_attempts if template else 1
+        row = CommandTemplate.objects.filter(name=params["template"]).values_list("default_timeout", "max_attempts").first()
+        return row if row else (self.default_timeout, 1)
 
     def run(self, ctx):
         from tasks.models import CommandTemplate
