@@ -331,14 +331,16 @@ def report(submit, throughput, events, peak):
     for role, raw_role in (("web", "bare web"), ("worker", "raw worker"), ("work horse", "raw work horse")):
         ratio = f"{peak[role] / peak[raw_role]:.2f}×" if peak[raw_role] else "—"
         print(f"| {role} | {peak[role]:.0f} | {peak[raw_role]:.0f} | {ratio} |")
-    print("\nWhere the time goes (profiled with py-spy): a submit makes about 25 database queries (token, permissions, "
-          "the command template, admission, two write transactions, the task's JSON), an RQ enqueue and a task event, "
-          "where the bare view makes one insert and the enqueue; under concurrency its waits for the GIL and for "
-          "SQLite's write lock stretch the tail. A work horse is a fork of a Django worker of about 100 MB "
-          "(copy-on-write faults), opens its own database and Redis connections and makes three write transactions "
-          "(running, completed, then dispatch) and two task events; a raw RQ horse forks a 30 MB process that only "
-          "calls the function. A progress event leaves after its throttled ORM write (every other update here), so "
-          "that the database is never behind what the viewers see.")
+    print("\nWhere the time goes (cProfile and per-phase timers in a work horse, bench/RESULTS.md has the numbers): "
+          "a submit makes about 19 database queries (token, two permission queries, the command template twice, "
+          "one write transaction for the row and its admission, the task's event and JSON) and an RQ enqueue, "
+          "about 18 ms of Python where the bare view spends a few; daphne runs each request's Django code in a "
+          "thread of its one process, so under 10 clients those milliseconds queue behind the GIL. A work horse "
+          "is a fork of a Django worker of about 100 MB: its first ORM call pays some 10 ms of copy-on-write "
+          "faults, it opens its own SQLite (about 4 ms) and Redis connections, and makes two write transactions "
+          "(running, completed) with a task event each; a raw RQ horse forks a 30 MB process that only calls the "
+          "function. A progress event leaves after its throttled ORM write (every other update here), so that the "
+          "database is never behind what the viewers see.")
 
 
 if __name__ == "__main__":
