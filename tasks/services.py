@@ -25,6 +25,7 @@ from tasks.runtime import task_work_dir
 
 log = logging.getLogger(__name__)
 S = Task.Status
+MAX_START_RESTARTS = 3
 
 
 def _lock_dispatch():
@@ -223,8 +224,9 @@ def _waiting(now):
     return Task.objects.filter(Q(status=S.PENDING) | Q(status=S.RETRYING, retry_at__lte=now))
 
 
-def enqueue(task_id):
-    """Put a queued task's job on RQ; job id = task id. A stale job of an earlier attempt goes first."""
+def enqueue(task_id, restarts=0):
+    """Put a queued task's job on RQ; job id = task id. A stale job of an earlier attempt goes first.
+    restarts: how often the reconciler has put it back after its job failed before the task ran."""
     from rq.callbacks import Callback
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
@@ -240,7 +242,7 @@ def enqueue(task_id):
     get_queue(queue_name_for(task.priority)).enqueue(
         "tasks.jobs.run_task", str(task_id), job_id=str(task_id), job_timeout=task.timeout,
         on_stopped=Callback("tasks.jobs.on_job_stopped"), result_ttl=600, failure_ttl=24 * 3600,
-        description=f"{task.kind} {task_id}",
+        description=f"{task.kind} {task_id}", meta={"restarts": restarts},
     )
 
 
@@ -346,8 +348,13 @@ def task_cancel(*, task):
     marks it cancelled and removes what it left)."""
     if task.status in Task.TERMINAL:
         raise ApiError("not_cancellable", _("This task has already finished."), status=409)
-    if _transition(task.pk, frm=[S.PENDING, S.RETRYING], to=S.CANCELLED, message_code="", message_params={}):
+    if _transition(task.pk, frm=[S.PENDING], to=S.CANCELLED, message_code="", message_params={}):
         pass
+    elif _transition(task.pk, frm=[S.RETRYING], to=S.CANCELLED, message_code="", message_params={}):
+        # A lost run's leftovers wait for the next attempt to take them over; there is none now.
+        from tasks.jobs import cleanup_run
+
+        transaction.on_commit(functools.partial(cleanup_run, task), robust=True)
     elif _transition(task.pk, frm=[S.QUEUED], to=S.CANCELLED, message_code="", message_params={}):
         transaction.on_commit(functools.partial(_drop_rq_job, task.pk), robust=True)
     elif Task.objects.filter(pk=task.pk, status=S.RUNNING, cancel_requested_at__isnull=True).update(
@@ -416,7 +423,7 @@ def reconcile():
     from rq.job import Job, JobStatus
 
     now = timezone.now()
-    done = {"lost": 0, "requeued": 0}
+    done = {"lost": 0, "requeued": 0, "failed": 0}
     stale = now - timedelta(seconds=settings.MEDIACRAFT_LOST_AFTER_SECONDS)
     for task_id in Task.objects.filter(status=S.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True):
         _send_stop(task_id)  # in case it is alive but cannot reach the database
@@ -431,11 +438,24 @@ def reconcile():
         alive = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
         for pk, job in zip(queued, jobs):
             status = job.get_status(refresh=False) if job is not None else None
-            if status not in alive:
-                log.warning("task %s: queued but its RQ job is %s; enqueuing again", pk, status or "missing")
-                enqueue(pk)
-                done["requeued"] += 1
-                metrics.incr("mediacraft_reconciler_actions_total", {"action": "requeued"})
+            if status in alive:
+                continue
+            # A job that failed before its task ran (its horse died at start, the database refused
+            # mark_running) is put back a few times, not forever; one Redis lost is just put back.
+            restarts = job.meta.get("restarts", 0) + 1 if status == JobStatus.FAILED else 0
+            if restarts > MAX_START_RESTARTS:
+                result = job.latest_result()
+                error = result.exc_string if result is not None and result.type == result.Type.FAILED else ""
+                detail = f"its job failed {restarts} times before the task could start:\n{error or ''}"
+                if _transition(pk, frm=[S.QUEUED], to=S.FAILED, error_code="worker_lost", error_params={},
+                               error_detail=detail[-8000:], message_code="", message_params={}):
+                    done["failed"] += 1
+                    metrics.incr("mediacraft_reconciler_actions_total", {"action": "start_failed"})
+                continue
+            log.warning("task %s: queued but its RQ job is %s; enqueuing again", pk, status or "missing")
+            enqueue(pk, restarts)
+            done["requeued"] += 1
+            metrics.incr("mediacraft_reconciler_actions_total", {"action": "requeued"})
     done["admitted"] = len(dispatch())
     for kind_processor in registry().values():
         try:

@@ -150,3 +150,45 @@ def test_a_horse_killed_past_its_timeout_ends_as_timeout_not_as_lost(transaction
     assert (task.status, task.error_code, task.error_params, left) == (S.TIMEOUT, "timeout", {"timeout": 3}, False)
     task, left = outcomes["in time"]
     assert (task.status, task.error_code) == (S.RETRYING, "worker_lost")
+
+
+def test_cancelling_a_task_waiting_to_retry_removes_what_its_lost_run_left(transactional_db, alice, tool, redis_conn):
+    from tasks.runtime import task_work_dir
+
+    CommandTemplate.objects.filter(pk=tool.pk).update(max_attempts=3)
+    task = submit_command(alice, steps=1)
+    assert services.task_mark_running(task_id=task.pk, worker_name="gone")
+    partial = task_work_dir(task.pk) / "output" / "partial.bin"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"half")
+    assert services.task_mark_lost(task_id=task.pk, detail="killed")
+    assert Task.objects.get(pk=task.pk).status == S.RETRYING and partial.exists()  # the next attempt's to take over
+    services.task_cancel(task=Task.objects.get(pk=task.pk))
+    assert Task.objects.get(pk=task.pk).status == S.CANCELLED
+    assert not partial.exists()
+
+
+def test_a_job_that_keeps_failing_before_its_task_starts_is_put_back_a_few_times_then_fails(
+        transactional_db, alice, tool, redis_conn):
+    """Its job fails before the task is marked running (the horse died at start, the database refused
+    mark_running): the reconciler puts it back, MAX_START_RESTARTS times, then fails the task with
+    the job's error instead of looping for ever."""
+    from rq.job import Job, JobStatus
+    from rq.results import Result
+
+    task = submit_command(alice, steps=1)
+    for round_ in range(services.MAX_START_RESTARTS + 1):
+        job = Job.fetch(str(task.pk), connection=redis_conn)
+        assert job.meta["restarts"] == round_
+        job.set_status(JobStatus.FAILED)
+        Result.create_failure(job, 600, "OperationalError: database is locked")
+        Task.objects.filter(pk=task.pk).update(queued_at=timezone.now() - timedelta(seconds=30))
+        done = services.reconcile()
+        if round_ < services.MAX_START_RESTARTS:
+            assert (done["requeued"], done["failed"]) == (1, 0)
+            assert Job.fetch(str(task.pk), connection=redis_conn).get_status() == JobStatus.QUEUED
+    assert (done["requeued"], done["failed"]) == (0, 1)
+    task = Task.objects.get(pk=task.pk)
+    assert (task.status, task.error_code, task.attempts) == (S.FAILED, "worker_lost", 0)
+    assert "failed 4 times before the task could start" in task.error_detail
+    assert "database is locked" in task.error_detail
