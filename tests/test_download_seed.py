@@ -89,8 +89,6 @@ def test_it_submits_seed_001s_body_as_a_download_of_every_material_url(db, alice
     ([], None, "JSON object"),
     ({"materials": {"videos": []}}, "ruleGroup", "ruleGroup is required"),
     ({"ruleGroup": {}, "draft_config": {}}, "materials", "materials is required"),
-    (seed_body(), "materials", "no URL to download"),
-    (seed_body({"path": "C:/only/local.mp4"}), "materials", "no URL to download"),
     (seed_body("file:///etc/passwd"), "materials", "only http, https and ftp"),
     (seed_body(42), "materials.videos.0", "URL or an object"),
     ({"ruleGroup": {}, "materials": {"videos": [], "subtitles": []}}, "materials", "unknown group subtitles"),
@@ -220,3 +218,21 @@ def test_it_reports_a_seed_task_downloading_and_done(workers, aria2d, file_serve
     assert aria2d.downloads_of(task_id) == []
     listed = client.get("/api/tasks?status=completed").json()
     assert [t["task_id"] for t in listed["tasks"]] == [task_id]
+
+
+@pytest.mark.parametrize("materials", [{"videos": [], "audios": []}, {"videos": [{"path": "C:/only/local.mp4"}]}])
+def test_a_rule_group_with_nothing_to_download_completes_at_once(workers, alice, materials):
+    """Seed 001's own smoke test submits empty materials; a rule group of the client's local files
+    has no URL either. Both are tasks that complete with nothing downloaded, without aria2."""
+    workers(1)
+    client = client_of(alice)
+    response = post(client, "/api/tasks/submit", {"ruleGroup": {"id": "test", "title": "测试"}, "materials": materials,
+                                                  "draft_config": {"canvas_width": 1920, "canvas_height": 1080}})
+    assert response.status_code == 200, response.content
+    task_id = response.json()["task_id"]
+    wait_for(lambda: client.get(f"/api/tasks/{task_id}").json()["status"] == "completed", 30,
+             message="the empty task to complete")
+    done = client.get(f"/api/tasks/{task_id}").json()
+    assert done["progress"]["total_files"] == 0 and done["progress"]["progress_percent"] == 100.0
+    assert done["outputs"] == [] and done["error_message"] is None
+    assert Task.objects.get(pk=task_id).title == "测试"

@@ -384,7 +384,7 @@ class DownloadProcessor(Processor):
             name = str(unknown[0])[:60]
             raise InvalidParams(_("Unknown parameter: %(name)s.") % {"name": name}, name)
         urls = _lines(params.get("urls", ""), "urls", keep_blank=False)
-        if not urls:
+        if not urls and params.get("ruleGroup") is None:  # a seed 001 rule group may have nothing to fetch
             raise InvalidParams(_("Give at least one URL to download."), "urls")
         limit = settings.MEDIACRAFT_DOWNLOAD_MAX_URLS
         if len(urls) > limit:
@@ -445,6 +445,8 @@ class DownloadProcessor(Processor):
         group = params.get("ruleGroup") or {}
         if isinstance(group.get("title"), str) and group["title"].strip():
             return group["title"].strip()
+        if not params["urls"]:
+            return str(group.get("id") or "")[:200]
         first = params["names"][0] or name_from_url(params["urls"][0])
         more = len(params["urls"]) - 1
         return f"{first} (+{more})" if more else first
@@ -457,6 +459,12 @@ class DownloadProcessor(Processor):
     def run(self, ctx):
         from downloads import aria2
 
+        if not ctx.params["urls"]:  # a rule group of local files only: nothing to fetch, nor aria2 to ask
+            stats = progress_stats(total_files=0, kept_sizes=[], done_sizes=[], failed=0, active=[])
+            ctx.progress(100, stage="done", code="download_progress", params={"completed": 0, "total": 0, "failed": 0},
+                         stats=stats)
+            return {"files": [], "failed": [], "total_files": 0, "completed_files": 0, "failed_files": 0,
+                    "downloaded_size": 0}
         ctx.progress(0, stage="starting", code="download_connecting")
         if not aria2.configured():
             raise TaskError("aria2_not_configured")
