@@ -331,7 +331,7 @@ def report(submit, throughput, events, peak):
     for role, raw_role in (("web", "bare web"), ("worker", "raw worker"), ("work horse", "raw work horse")):
         ratio = f"{peak[role] / peak[raw_role]:.2f}×" if peak[raw_role] else "—"
         print(f"| {role} | {peak[role]:.0f} | {peak[raw_role]:.0f} | {ratio} |")
-    print("\nWhere the time goes (cProfile and per-phase timers in a work horse, bench/RESULTS.md has the numbers): "
+    print("\nWhere the time goes (cProfile, and timers around each phase of a work horse): "
           "a submit makes about 19 database queries (token, two permission queries, the command template twice, "
           "one write transaction for the row and its admission, the task's event and JSON) and an RQ enqueue, "
           "about 18 ms of Python where the bare view spends a few; daphne runs each request's Django code in a "
