@@ -494,15 +494,3 @@ def test_it_refuses_nul_bytes_in_credentials_and_token_names(db, client, client_
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_login"
     response = client_for(alice).post("/api/account/tokens/", {"name": "bad\x00name"}, content_type="application/json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_name"
-
-
-def test_cancel_all_by_a_new_visitor_makes_nobody(transactional_db, alice):
-    """A first-time browser pressing "cancel all" has nothing to cancel: no identity is made for it."""
-    users = User.objects.count()
-    client = Client(enforce_csrf_checks=True)
-    token = account(client)["csrf_token"]
-    response = client.post("/api/tasks/cancel-all/", headers={"X-CSRFToken": token})
-    assert response.status_code == 200 and response.json() == {"cancelled": 0}
-    assert User.objects.count() == users
-    assert SESSION_KEY not in client.session
-    assert client.post("/api/tasks/cancel-all/").status_code == 403  # still CSRF-checked
