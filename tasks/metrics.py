@@ -28,10 +28,6 @@ def incr(name, labels=None, amount=1):
     record([(name, labels, amount)])
 
 
-def observe_duration(kind, outcome, seconds):
-    record(duration=(kind, outcome, seconds))
-
-
 def record(counters=(), duration=None):
     """Add to counters ((name, labels, amount) each) and observe a task duration ((kind, outcome,
     seconds)) in one Redis round trip; metrics never break the caller."""

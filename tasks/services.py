@@ -160,15 +160,15 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
             files_attach(task=task, file_ids=cleaned["files"])
         # Admission in the same transaction, which holds the dispatch lock already: one write
         # transaction per submit. A task admitted now is announced by its move to queued.
-        if task.pk not in _admit():
-            _explain_wait(task)
+        admitted, active = _admit()
+        if task.pk not in admitted:
+            _explain_wait(task, active[task.owner_id])
             transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
     task.refresh_from_db()
     return task
 
 
-def _explain_wait(task):
-    active = Task.objects.filter(owner=task.owner_id, status__in=Task.ACTIVE).count()
+def _explain_wait(task, active):
     if active >= settings.MEDIACRAFT_USER_CONCURRENCY:
         code, params = "user_limit", {"active": active, "limit": settings.MEDIACRAFT_USER_CONCURRENCY}
     else:
@@ -184,18 +184,19 @@ def dispatch():
         return []
     with transaction.atomic():
         _lock_dispatch()
-        return _admit()
+        return _admit()[0]
 
 
 def _admit():
-    """dispatch's admission, in the caller's transaction, which holds the dispatch lock."""
+    """dispatch's admission, in the caller's transaction, which holds the dispatch lock. Returns
+    (ids admitted, active tasks per owner afterwards)."""
     admitted = []
     now = timezone.now()
     counts = Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
                           .annotate(Count("pk"))))
     free = settings.MEDIACRAFT_GLOBAL_CONCURRENCY - sum(counts.values())
     if free <= 0:
-        return admitted
+        return admitted, counts
     waiting = (
         _waiting(now).order_by("-priority", "created_at")
         .values_list("id", "owner_id", "status", "priority", "created_at")[:5000]
@@ -216,7 +217,7 @@ def _admit():
             free -= 1
             admitted.append(task_id)
             transaction.on_commit(functools.partial(enqueue, task_id), robust=True)
-    return admitted
+    return admitted, counts
 
 
 def _waiting(now):

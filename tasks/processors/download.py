@@ -463,8 +463,7 @@ class DownloadProcessor(Processor):
             stats = progress_stats(total_files=0, kept_sizes=[], done_sizes=[], failed=0, active=[])
             ctx.progress(100, stage="done", code="download_progress", params={"completed": 0, "total": 0, "failed": 0},
                          stats=stats)
-            return {"files": [], "failed": [], "total_files": 0, "completed_files": 0, "failed_files": 0,
-                    "downloaded_size": 0}
+            return Attempt(ctx, rpc=None).result()
         ctx.progress(0, stage="starting", code="download_connecting")
         if not aria2.configured():
             raise TaskError("aria2_not_configured")
