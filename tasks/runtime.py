@@ -99,18 +99,31 @@ class ProgressReporter:
 
     def _flush(self, force=False):
         now = time.monotonic()
-        if self.dirty_db and (force or now - self.last_db >= settings.MEDIACRAFT_PROGRESS_DB_INTERVAL):
-            task = self.task
-            updated = Task.objects.filter(pk=task.pk, status=Task.Status.RUNNING).update(
-                progress=task.progress, stage=task.stage, message_code=task.message_code,
-                message_params=task.message_params, stats=task.stats, timeline=task.timeline,
-            )
-            if not updated:
-                raise TaskAborted(str(task.pk))
-            self.last_db, self.dirty_db = now, False
-        if self.dirty_event and (force or now - self.last_event >= settings.MEDIACRAFT_PROGRESS_EVENT_INTERVAL):
-            self.sender.send(events.task_snapshot(self.task, self.files))
-            self.last_event, self.dirty_event = now, False
+        write = self.dirty_db and (force or now - self.last_db >= settings.MEDIACRAFT_PROGRESS_DB_INTERVAL)
+        send = self.dirty_event and (force or now - self.last_event >= settings.MEDIACRAFT_PROGRESS_EVENT_INTERVAL)
+        # A stage is a new timeline entry: stored before anyone sees it. Plain progress goes out
+        # first, its write right after: a status change that overtakes it has a longer timeline,
+        # so the pages drop it as stale (tasks.js isStale).
+        if send and not force:
+            self._send(now)
+        if write:
+            self._write(now)
+        if send and force:
+            self._send(now)
+
+    def _write(self, now):
+        task = self.task
+        updated = Task.objects.filter(pk=task.pk, status=Task.Status.RUNNING).update(
+            progress=task.progress, stage=task.stage, message_code=task.message_code,
+            message_params=task.message_params, stats=task.stats, timeline=task.timeline,
+        )
+        if not updated:
+            raise TaskAborted(str(task.pk))
+        self.last_db, self.dirty_db = now, False
+
+    def _send(self, now):
+        self.sender.send(events.task_snapshot(self.task, self.files))
+        self.last_event, self.dirty_event = now, False
 
     def flush_pending(self):
         """Called by the watchdog so a throttled last update is not held back for long."""

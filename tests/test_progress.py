@@ -73,3 +73,23 @@ def test_it_stops_the_processor_once_the_task_is_no_longer_running(transactional
     with pytest.raises(TaskAborted):
         reporter.update(50, stage="late")
     assert Task.objects.get(pk=task.pk).stage != "late"
+
+
+def test_a_progress_event_overtaken_by_a_status_change_is_older_than_it(transactional_db, redis_conn, alice, tool):
+    """Plain progress is sent before its write; when the write finds the task settled meanwhile,
+    the event already sent must lose against the settling event: its timeline is shorter, which
+    is how the pages (tasks.js isStale) tell the older of two events."""
+    task = running_task(alice)
+    sender = Recorder()
+    reporter = ProgressReporter(task, sender)
+    reporter.update(10, stage="work")  # a stage: written before it is sent
+    assert sender.sent[-1]["timeline"] == Task.objects.get(pk=task.pk).timeline
+    services.task_fail(task_id=task.pk, code="worker_lost", retryable=False)
+    reporter.last_db = reporter.last_event = 0.0  # both due now
+    with pytest.raises(TaskAborted):
+        reporter.update(50)
+    late = sender.sent[-1]
+    assert late["progress"] == 50 and late["status"] == "running"
+    settled = Task.objects.get(pk=task.pk)
+    assert settled.status == Task.Status.FAILED and settled.progress != 50
+    assert len(late["timeline"]) < len(settled.timeline)
