@@ -9,7 +9,8 @@ import pytest
 from tasks.models import Task, TaskKind
 from tasks.processors import get_processor
 from torrents.models import QbittorrentConnection
-from torrents.refs import MAX_ENTRIES, clean_refs
+from torrents.calibrate import ref_hashes
+from torrents.refs import MAX_ENTRIES, clean_refs, parse_ref
 
 V1 = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
 V2 = "a" * 64
@@ -269,3 +270,38 @@ def test_it_offers_operators_a_page_form(connection, alice):
     cls = get_processor(TaskKind.CALIBRATION).form_class(alice)
     assert [c for c, _l in cls().fields["connection"].choices] == ["main", "second"]
     assert cls().field_for("hashes.3") == "hashes"
+
+
+class _Unanswering:
+    """A qBittorrent client whose every call ends in `error`: where RQ's job timeout or a refusal
+    happens to arrive while the run removes its probes."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def torrents(self, ids=None):
+        raise self.error
+
+    def delete(self, hashes, delete_files=False):
+        raise self.error
+
+
+@pytest.mark.parametrize("swallowed", [True, False])
+def test_probe_removal_survives_qbittorrent_errors_but_never_a_job_timeout(tmp_path, swallowed):
+    from rq.timeouts import JobTimeoutException
+
+    from torrents.calibrate import CalibrationRun, Pending, ProbeLog
+    from torrents.qbittorrent import QbtError
+
+    error = QbtError("HTTP 500") if swallowed else JobTimeoutException("Task exceeded maximum timeout value")
+    ref = parse_ref(V1)
+    run = CalibrationRun(client=_Unanswering(error), connection=None, refs=[ref], deadline=0, progress=None,
+                         probe_log=ProbeLog(str(tmp_path / "probes.json")), run_id="t")
+    run.probes.append(Pending(0, ref))
+    run._log_probes()
+    if swallowed:
+        run._remove_probes()  # logged, left for the cleanup to retry
+        assert run.probe_log.read() == ref_hashes(ref)
+    else:
+        with pytest.raises(JobTimeoutException):
+            run._remove_probes()

@@ -29,7 +29,7 @@ import os
 import time
 
 from torrents.models import EntrySource, EntryStatus
-from torrents.qbittorrent import QbtClient, has_metadata, is_stopped, same_path
+from torrents.qbittorrent import QbtClient, QbtError, has_metadata, is_stopped, same_path
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class CalibrationRun:
             self._log_probes()
             try:
                 self.client.force_start([torrent_id])
-            except Exception:  # the probe still works within qBittorrent's queue limits
+            except QbtError:  # the probe still works within qBittorrent's queue limits (a job timeout passes)
                 log.warning("could not force-start probe %s", torrent_id, exc_info=True)
             if pending not in self.waiting:
                 self.waiting.append(pending)
@@ -283,7 +283,7 @@ class CalibrationRun:
         for pending in list(self.probes):
             try:
                 self._remove_probe(pending)
-            except Exception:
+            except (QbtError, OSError):
                 log.warning("could not remove calibration probe %s; the cleanup will retry", pending.torrent_id,
                             exc_info=True)
 
