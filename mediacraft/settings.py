@@ -141,7 +141,10 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     import dj_database_url
 
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # No persistent connections: under ASGI each request runs in a thread of its own, so a kept
+    # connection outlives its thread unclosed; 20 concurrent clients then exhaust PostgreSQL's
+    # max_connections (Django's docs: disable persistent connections under ASGI).
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 else:
     DATABASES = {
         "default": {
