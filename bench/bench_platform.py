@@ -2,8 +2,8 @@
 vs a bare Django view, throughput of trivial tasks on 2 workers vs `rq worker-pool -n 2`, progress
 event latency to a WebSocket vs a raw channels-redis group_send, and peak memory of the processes.
 
-One stack: a private Redis, SQLite, daphne started as `manage.py serve` starts it (production
-settings), a second daphne with bench.settings (the bare view and bare consumer, bench/bare_*.py),
+One stack: a private Redis, SQLite (or a fresh PostgreSQL database: MEDIACRAFT_BENCH_DATABASE_URL),
+daphne started as `manage.py serve` starts it (production settings), a second daphne with bench.settings (the bare view and bare consumer, bench/bare_*.py),
 2 TaskWorkers and the task scheduler (bench.settings: the bench_* kinds of bench/kinds.py), and
 `rq worker-pool -n 2`. Admission limits are raised (ADMISSION) so that every submit is admitted
 and enqueued, as the bare view's always is. Prints the Markdown section `## platform`."""
@@ -261,18 +261,24 @@ def main():
         throughput = bench_throughput(users[0], lambda: processes(workers), raw_workers)
         events = bench_events(web_url, bare_url, users[1])
         peak = sampler.stop()
-    report(submit, throughput, events, peak)
+        database = stack.database
+    report(submit, throughput, events, peak, database)
 
 
 def yes(ok):
     return "yes" if ok else "**no**"
 
 
-def report(submit, throughput, events, peak):
+def report(submit, throughput, events, peak, database):
     settings = ", ".join(f"`{k}={v}`" for k, v in ADMISSION.items())
-    print("## platform\n")
-    print(f"`.venv/bin/python bench/run.py platform` (bench/bench_platform.py). Medians of {RUNS} runs, each "
-          "MediaCraft run next to its raw run. One stack: a private Redis, SQLite, daphne as `manage.py serve` starts "
+    on_pg = database == "PostgreSQL"
+    print("## platform on PostgreSQL\n" if on_pg else "## platform\n")
+    command = ("MEDIACRAFT_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1/postgres " if on_pg else "") + \
+        ".venv/bin/python bench/run.py platform"
+    where = ("a fresh database on the machine's PostgreSQL server (dropped afterwards), reached over TCP"
+             if on_pg else "SQLite")
+    print(f"`{command}` (bench/bench_platform.py). Medians of {RUNS} runs, each "
+          f"MediaCraft run next to its raw run. One stack: a private Redis, {where}, daphne as `manage.py serve` starts "
           "it (`python -m daphne -b 127.0.0.1 -p PORT mediacraft.asgi:application`, production settings) and a second "
           "daphne serving the raw baselines (`bench.bare_asgi:application` with `bench.settings`); 2 forking workers "
           "(`manage.py rqworker high default low --worker-class tasks.worker.TaskWorker`) and `manage.py "

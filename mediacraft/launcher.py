@@ -113,8 +113,10 @@ def kill_group(pgid, sig=signal.SIGKILL):
 
 class Launcher:
     def __init__(self, *, base_dir, var_dir, workers, bind, redis_url=None, stdout=None, aria2_url=None,
-                 aria2_secret=None):
+                 aria2_secret=None, web_db_pool=10):
         self.base_dir = Path(base_dir)
+        # PostgreSQL connections pooled by the web process (MEDIACRAFT_DB_POOL); the others never pool.
+        self.web_db_pool = web_db_pool
         self.var_dir = Path(var_dir)
         self.workers = workers
         self.host, self.port = parse_bind(bind)
@@ -179,12 +181,14 @@ class Launcher:
         manage = str(self.base_dir / "manage.py")
         # MediaCraft's own scheduler (reconcile, dispatch, retries, cleanup). RQ's --with-scheduler
         # is not used: nothing is enqueued for later, and its forked child would outlive a killed worker.
-        children = [Child("scheduler", [sys.executable, manage, "taskscheduler"])]
+        no_pool = {"MEDIACRAFT_DB_POOL": "0"}
+        children = [Child("scheduler", [sys.executable, manage, "taskscheduler"], env=no_pool)]
         for number in range(1, self.workers + 1):
             children.append(Child(
                 f"worker-{number}",
                 [sys.executable, manage, "rqworker", "high", "default", "low",
                  "--worker-class", "tasks.worker.TaskWorker"],
+                env=no_pool,
                 # SIGKILL, not SIGTERM: a warm shutdown would wait for the job; the work horse
                 # notices its parent is gone and kills its own process group.
                 death_signal=signal.SIGKILL,
@@ -192,7 +196,8 @@ class Launcher:
                 stop_signals=((0.0, signal.SIGTERM), (1.5, signal.SIGTERM)),
             ))
         children.append(Child("web", [sys.executable, "-m", "daphne", "-b", self.host, "-p", str(self.port),
-                                      "mediacraft.asgi:application"]))
+                                      "mediacraft.asgi:application"],
+                              env={"MEDIACRAFT_DB_POOL": str(self.web_db_pool)}))
         return children
 
     def _preexec(self, death_signal):

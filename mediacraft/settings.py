@@ -145,6 +145,17 @@ if DATABASE_URL:
     # connection outlives its thread unclosed; 20 concurrent clients then exhaust PostgreSQL's
     # max_connections (Django's docs: disable persistent connections under ASGI).
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # A pool instead, in the web process only (serve sets this for daphne): a worker forks, and
+    # a pooled connection must not cross a fork (tasks.worker refuses to start with one).
+    MEDIACRAFT_DB_POOL = env_int("MEDIACRAFT_DB_POOL", 0, minimum=0)
+    if MEDIACRAFT_DB_POOL:
+        from psycopg_pool import ConnectionPool
+
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": MEDIACRAFT_DB_POOL, "timeout": 30, "max_idle": 300,
+            # One round trip per checkout, so a restarted server costs no request an error.
+            "check": ConnectionPool.check_connection,
+        }
 else:
     DATABASES = {
         "default": {

@@ -12,6 +12,13 @@ log = logging.getLogger(__name__)
 
 class TaskWorker(Worker):
     def __init__(self, *args, **kwargs):
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+
+        if any(db.get("OPTIONS", {}).get("pool") for db in settings.DATABASES.values()):
+            # The horse would inherit the pool's open connections, shared with this process.
+            raise ImproperlyConfigured("A worker forks and must not pool database connections: unset "
+                                       "MEDIACRAFT_DB_POOL for it (it is meant for the web process).")
         super().__init__(*args, **kwargs)
         preload()
 

@@ -6,13 +6,15 @@ did, with 500s, before connections were made per request)."""
 
 import http.client
 import threading
+import time
 from pathlib import Path
 
 import psutil
+import pytest
 from django.db import connection
 
 from tests.browser import Server
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 
 CLIENTS, REQUESTS = 20, 8
 
@@ -29,9 +31,14 @@ def database_handles(server):
     return sum(1 for f in psutil.Process(server.proc.pid).open_files() if f.path.startswith(name))
 
 
-def test_the_web_process_keeps_no_connection_after_concurrent_requests(transactional_db, redis_conn, tmp_path):
-    server = Server("mediacraft.asgi:application", tmp_path)
-    statuses = []
+@pytest.mark.parametrize("pool", [0, 4])
+def test_the_web_process_keeps_no_connection_after_concurrent_requests(transactional_db, redis_conn, tmp_path, pool):
+    """pool: MEDIACRAFT_DB_POOL, which serve sets for its daphne (PostgreSQL only): then the pool's
+    connections stay, never more than its size."""
+    if pool and connection.vendor != "postgresql":
+        pytest.skip("MEDIACRAFT_DB_POOL pools PostgreSQL connections only; this run is on SQLite")
+    server = Server("mediacraft.asgi:application", tmp_path, env={"MEDIACRAFT_DB_POOL": str(pool)})
+    statuses, peak = [], []
 
     def client():
         for _ in range(REQUESTS):
@@ -47,9 +54,41 @@ def test_the_web_process_keeps_no_connection_after_concurrent_requests(transacti
         threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        while any(thread.is_alive() for thread in threads):
+            peak.append(database_handles(server))
+            time.sleep(0.02)
         assert statuses == [200] * (CLIENTS * REQUESTS), server.output()[-3000:]
-        wait_for(lambda: database_handles(server) == 0, 10, message="the web process's connections to close")
+        if pool:
+            assert max(peak) <= pool and 1 <= database_handles(server) <= pool
+            # The server drops the pooled connections (a restart, an idle timeout): the pool's
+            # check at checkout replaces them, and no request sees an error.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            statuses.clear()
+            client()
+            assert statuses == [200] * REQUESTS, server.output()[-3000:]
+        else:
+            wait_for(lambda: database_handles(server) == 0, 10, message="the web process's connections to close")
     finally:
         server.stop()
+
+
+def test_serve_pools_connections_in_the_web_process_only(tmp_path):
+    from mediacraft.launcher import Launcher
+
+    launcher = Launcher(base_dir=ROOT, var_dir=tmp_path, workers=2, bind="127.0.0.1:1", web_db_pool=7)
+    pools = {child.name: child.env.get("MEDIACRAFT_DB_POOL") for child in launcher.app_children()}
+    assert pools == {"scheduler": "0", "worker-1": "0", "worker-2": "0", "web": "7"}
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_a_worker_refuses_to_start_with_a_database_pool(settings, redis_conn):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tasks.worker import TaskWorker
+
+    pooled = {**settings.DATABASES["default"], "OPTIONS": {"pool": {"max_size": 4}}}
+    settings.DATABASES = {"default": pooled}
+    with pytest.raises(ImproperlyConfigured, match="MEDIACRAFT_DB_POOL"):
+        TaskWorker(["default"], connection=redis_conn)

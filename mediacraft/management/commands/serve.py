@@ -23,6 +23,7 @@ class Command(BaseCommand):
                 aria2_url=settings.MEDIACRAFT_ARIA2_URL or None,
                 aria2_secret=settings.MEDIACRAFT_ARIA2_SECRET,
                 stdout=self.stdout,
+                web_db_pool=int(os.environ.get("MEDIACRAFT_DB_POOL") or 10),
             )
             launcher.run()
         except LauncherError as exc:
