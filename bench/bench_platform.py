@@ -18,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ROOT, RssSampler, Stack, children, median, percentile, processes  # noqa: E402
+from bench.harness import (  # noqa: E402
+    ROOT, RssSampler, Stack, children, database_prefix, median, percentile, processes,
+)
 
 RUNS = 2
 CLIENTS = 10
@@ -273,8 +275,7 @@ def report(submit, throughput, events, peak, database):
     settings = ", ".join(f"`{k}={v}`" for k, v in ADMISSION.items())
     on_pg = database == "PostgreSQL"
     print("## platform on PostgreSQL\n" if on_pg else "## platform\n")
-    command = ("MEDIACRAFT_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1/postgres " if on_pg else "") + \
-        ".venv/bin/python bench/run.py platform"
+    command = database_prefix(database) + ".venv/bin/python bench/run.py platform"
     where = ("a fresh database on the machine's PostgreSQL server (dropped afterwards), reached over TCP"
              if on_pg else "SQLite")
     print(f"`{command}` (bench/bench_platform.py). Medians of {RUNS} runs, each "

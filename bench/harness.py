@@ -57,6 +57,11 @@ def create_pg_database(url):
     return name
 
 
+def database_prefix(database):
+    """What a report's command line starts with for a run on `database` ("SQLite" or "PostgreSQL")."""
+    return f"{BENCH_DATABASE_URL}={os.environ[BENCH_DATABASE_URL]} " if database == "PostgreSQL" else ""
+
+
 def drop_pg_database(url, name):
     with _pg_admin(url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -24,7 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ROOT, Stack, children, free_port, median, percentile, rss_mb, wait_port  # noqa: E402
+from bench.harness import (  # noqa: E402
+    ROOT, Stack, children, database_prefix, free_port, median, percentile, rss_mb, wait_port,
+)
 
 MINUTES = float(os.environ.get("SOAK_MINUTES", "30"))
 VISITORS, OPERATORS = 10, 2  # the last OPERATORS visitors use Bearer tokens and may run strm_sync
@@ -246,7 +248,7 @@ def main():
 
 def report(soak, started_at, at_start, peak, at_end, logged, database):
     out = [f"## soak {started_at:%Y-%m-%d %H:%M}, {MINUTES:g} min\n",
-           f"`SOAK_MINUTES={MINUTES:g} make soak` (bench/soak.py) on {platform.machine()}, {os.cpu_count()} cores, "
+           f"`{database_prefix(database)}SOAK_MINUTES={MINUTES:g} make soak` (bench/soak.py) on {platform.machine()}, {os.cpu_count()} cores, "
            f"Python {platform.python_version()}: `manage.py serve` with `MEDIACRAFT_WORKERS={WORKERS}` and default "
            f"admission limits, {database}, in a temp var dir; {VISITORS} visitors ({VISITORS - OPERATORS} by session "
            f"cookie + CSRF, {OPERATORS} operators by Bearer token), each submitting one task, following it to its end "

@@ -138,6 +138,9 @@ TEMPLATES = [
 
 # Database: SQLite under var/ unless DATABASE_URL is set (PostgreSQL for scale-out).
 DATABASE_URL = env_str("DATABASE_URL")
+# PostgreSQL connections pooled by this process: serve sets it for its daphne only (a worker
+# forks, and a pooled connection must not cross a fork: tasks.worker refuses to start with one).
+MEDIACRAFT_DB_POOL = env_int("MEDIACRAFT_DB_POOL", 0, minimum=0)
 if DATABASE_URL:
     import dj_database_url
 
@@ -145,9 +148,6 @@ if DATABASE_URL:
     # connection outlives its thread unclosed; 20 concurrent clients then exhaust PostgreSQL's
     # max_connections (Django's docs: disable persistent connections under ASGI).
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-    # A pool instead, in the web process only (serve sets this for daphne): a worker forks, and
-    # a pooled connection must not cross a fork (tasks.worker refuses to start with one).
-    MEDIACRAFT_DB_POOL = env_int("MEDIACRAFT_DB_POOL", 0, minimum=0)
     if MEDIACRAFT_DB_POOL:
         from psycopg_pool import ConnectionPool
 

@@ -5,6 +5,9 @@ its thread unclosed, and 20 concurrent clients would exhaust PostgreSQL's max_co
 did, with 500s, before connections were made per request)."""
 
 import http.client
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -92,3 +95,11 @@ def test_a_worker_refuses_to_start_with_a_database_pool(settings, redis_conn):
     settings.DATABASES = {"default": pooled}
     with pytest.raises(ImproperlyConfigured, match="MEDIACRAFT_DB_POOL"):
         TaskWorker(["default"], connection=redis_conn)
+
+
+@pytest.mark.parametrize("value, message", [("-1", "must be at least 0, got -1"), ("ten", "must be a whole number")])
+def test_a_bad_pool_size_stops_start_up_naming_the_variable(value, message):
+    run = subprocess.run([sys.executable, str(ROOT / "manage.py"), "check"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "MEDIACRAFT_DB_POOL": value}, timeout=60)
+    assert run.returncode != 0
+    assert f"MEDIACRAFT_DB_POOL {message}" in run.stderr

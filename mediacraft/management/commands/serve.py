@@ -23,7 +23,8 @@ class Command(BaseCommand):
                 aria2_url=settings.MEDIACRAFT_ARIA2_URL or None,
                 aria2_secret=settings.MEDIACRAFT_ARIA2_SECRET,
                 stdout=self.stdout,
-                web_db_pool=int(os.environ.get("MEDIACRAFT_DB_POOL") or 10),
+                # Unset: 10 for the web process (settings has already refused a bad value).
+                web_db_pool=settings.MEDIACRAFT_DB_POOL if os.environ.get("MEDIACRAFT_DB_POOL") else 10,
             )
             launcher.run()
         except LauncherError as exc:
