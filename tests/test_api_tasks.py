@@ -308,6 +308,16 @@ def test_it_lets_anyone_run_a_template_opened_to_everyone(charlie, tool, client_
     assert_error(submit(client_for(charlie)), 403, "forbidden_kind")  # "fake" stays operator-only
     assert Task.objects.count() == 2
 
+
+@pytest.mark.parametrize("name", ["op\x00en", "x" * 61, 7, ["open"]])
+def test_a_non_operator_naming_no_possible_template_is_refused_not_failed(charlie, tool, client_for, name):
+    """Whether a template is open to everyone is asked before validation: a name no template can
+    have (PostgreSQL refuses NUL in a comparison) must get the 403, never a 500."""
+    open_template()
+    body = {"kind": "command", "params": {"template": name}}
+    assert_error(post_json(client_for(charlie), TASKS, body), 403, "forbidden_kind")
+    assert not Task.objects.exists()
+
 def test_it_translates_error_messages_into_chinese(alice, client_for):
     catalogue = Path(django_settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.mo"
     if not catalogue.exists():

@@ -116,6 +116,11 @@ def _as_arg(value):
     return "" if value is None else str(value)
 
 
+def could_name_a_template(name):
+    """False for what no template is named, and what PostgreSQL would refuse to compare (NUL)."""
+    return isinstance(name, str) and 0 < len(name) <= 60 and "\x00" not in name
+
+
 class CommandProcessor(Processor):
     kind = TaskKind.COMMAND
     operator_only = True
@@ -130,7 +135,8 @@ class CommandProcessor(Processor):
         if params is None:
             is_open = open_templates.exists()
         else:
-            is_open = isinstance(params.get("template"), str) and open_templates.filter(name=params["template"]).exists()
+            name = params.get("template")
+            is_open = could_name_a_template(name) and open_templates.filter(name=name).exists()
         return is_open or super().user_may_run(user)
 
     def _template(self, name):
@@ -138,7 +144,7 @@ class CommandProcessor(Processor):
 
         if not isinstance(name, str) or not name:
             raise InvalidParams(_("Choose a command template."), "template")
-        if "\x00" in name or len(name) > 60:  # no template has such a name (and PostgreSQL refuses NUL)
+        if not could_name_a_template(name):
             raise InvalidParams(_("There is no enabled command template named %(name)s.")
                                 % {"name": name.replace("\x00", "")[:60]}, "template")
         template = CommandTemplate.objects.filter(name=name, enabled=True).first()
