@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import connections
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -542,7 +543,15 @@ def task_action(request, task_id, action):
 
 
 def page_not_found(request, exception=None):
-    return csp(lambda r: render(r, "404.html", page_context(r, nav=""), status=404))(request)
+    try:
+        return csp(lambda r: render(r, "404.html", page_context(r, nav=""), status=404))(request)
+    finally:
+        # Under ASGI, Django renders this page in a thread of a shared executor, not in the
+        # request's: the request's end never closes what it opened there, and each such thread
+        # kept a connection (from the pool, for good). Nothing later in the request needs it.
+        for conn in connections.all(initialized_only=True):
+            if not conn.in_atomic_block:
+                conn.close()
 
 
 def server_error(request):

@@ -30,6 +30,11 @@ def pg_ports(server):
             if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED}
 
 
+def skip_if_uncountable():
+    if connection.vendor == "postgresql" and (connection.settings_dict.get("HOST") or "/").startswith("/"):
+        pytest.skip("counts the server's TCP connections to PostgreSQL; DATABASE_URL names a Unix socket")
+
+
 def database_handles(server):
     """Connections the server holds: its TCP connections to PostgreSQL, or the daphne process's
     open files of the SQLite database (its -wal and -shm included)."""
@@ -45,8 +50,7 @@ def test_the_web_process_keeps_no_connection_after_concurrent_requests(transacti
     connections stay, never more than its size."""
     if pool and connection.vendor != "postgresql":
         pytest.skip("MEDIACRAFT_DB_POOL pools PostgreSQL connections only; this run is on SQLite")
-    if connection.vendor == "postgresql" and (connection.settings_dict.get("HOST") or "/").startswith("/"):
-        pytest.skip("counts the server's TCP connections to PostgreSQL; DATABASE_URL names a Unix socket")
+    skip_if_uncountable()
     server = Server("mediacraft.asgi:application", tmp_path, env={"MEDIACRAFT_DB_POOL": str(pool)})
     statuses, peak = [], []
 
@@ -111,3 +115,25 @@ def test_a_bad_pool_size_stops_start_up_naming_the_variable(value, message):
                          env={**os.environ, "MEDIACRAFT_DB_POOL": value}, timeout=60)
     assert run.returncode != 0
     assert f"MEDIACRAFT_DB_POOL {message}" in run.stderr
+
+
+def test_a_visitors_not_found_pages_keep_no_connection(transactional_db, redis_conn, tmp_path, alice):
+    """Django renders a 404 page (an exception's response) in a thread of a shared executor, not
+    in the request's: what it opens there is not closed at the request's end unless the page does."""
+    from django.test import Client
+
+    skip_if_uncountable()
+    browser = Client()
+    browser.force_login(alice)
+    cookie = {"Cookie": f"sessionid={browser.cookies['sessionid'].value}"}
+    server = Server("mediacraft.asgi:application", tmp_path, env={"MEDIACRAFT_DB_POOL": "0"})
+    try:
+        for path in ("/nowhere/", "/tasks/00000000-0000-0000-0000-000000000000/") * 6:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            conn.request("GET", path, headers=cookie)
+            response = conn.getresponse()
+            assert response.status == 404 and b"<html" in response.read()
+            conn.close()
+        wait_for(lambda: database_handles(server) == 0, 10, message="the web process's connections to close")
+    finally:
+        server.stop()
