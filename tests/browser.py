@@ -116,7 +116,9 @@ def _server(app, django_db_setup, logs):
     reason = _skip_reason()
     if reason:
         pytest.skip(reason=reason)
-    server = Server(app, logs)
+    # Pooled as serve's daphne is (PostgreSQL only), with a small pool: a page that kept its
+    # connection would take a slot for good, and three such pages would leave every later one waiting.
+    server = Server(app, logs, env={"MEDIACRAFT_DB_POOL": "3"})
     yield server
     server.stop()
 
