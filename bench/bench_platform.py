@@ -3,7 +3,8 @@ vs a bare Django view, throughput of trivial tasks on 2 workers vs `rq worker-po
 event latency to a WebSocket vs a raw channels-redis group_send, and peak memory of the processes.
 
 One stack: a private Redis, SQLite (or a fresh PostgreSQL database: MEDIACRAFT_BENCH_DATABASE_URL),
-daphne started as `manage.py serve` starts it (production settings), a second daphne with bench.settings (the bare view and bare consumer, bench/bare_*.py),
+daphne started as `manage.py serve` starts it (production settings), a second daphne with
+bench.settings (the bare view and bare consumer, bench/bare_*.py),
 2 TaskWorkers and the task scheduler (bench.settings: the bench_* kinds of bench/kinds.py), and
 `rq worker-pool -n 2`. Admission limits are raised (ADMISSION) so that every submit is admitted
 and enqueued, as the bare view's always is. Prints the Markdown section `## platform`."""

@@ -36,7 +36,6 @@ def wait_port(port, proc=None, what="a server", timeout=30):
 # A PostgreSQL server URL (any database on it, e.g. postgres://postgres@127.0.0.1/postgres): the
 # stack then runs on a fresh database there, dropped at the end, instead of SQLite.
 BENCH_DATABASE_URL = "MEDIACRAFT_BENCH_DATABASE_URL"
-WEB_DB_POOL = 10  # serve's default for its daphne (PostgreSQL only)
 
 
 def _pg_admin(url):
@@ -129,6 +128,8 @@ class Stack:
 
     def start_web(self, app="mediacraft.asgi:application", settings=None):
         """daphne as `manage.py serve` starts it, on a free port; returns (process, base URL)."""
+        from mediacraft.launcher import WEB_DB_POOL
+
         port = free_port()
         proc = self.start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], settings,
                           PYTHONUNBUFFERED=1, MEDIACRAFT_DB_POOL=WEB_DB_POOL)

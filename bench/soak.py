@@ -248,7 +248,8 @@ def main():
 
 def report(soak, started_at, at_start, peak, at_end, logged, database):
     out = [f"## soak {started_at:%Y-%m-%d %H:%M}, {MINUTES:g} min\n",
-           f"`{database_prefix(database)}SOAK_MINUTES={MINUTES:g} make soak` (bench/soak.py) on {platform.machine()}, {os.cpu_count()} cores, "
+           f"`{database_prefix(database)}SOAK_MINUTES={MINUTES:g} make soak` (bench/soak.py) on "
+           f"{platform.machine()}, {os.cpu_count()} cores, "
            f"Python {platform.python_version()}: `manage.py serve` with `MEDIACRAFT_WORKERS={WORKERS}` and default "
            f"admission limits, {database}, in a temp var dir; {VISITORS} visitors ({VISITORS - OPERATORS} by session "
            f"cookie + CSRF, {OPERATORS} operators by Bearer token), each submitting one task, following it to its end "

@@ -111,9 +111,13 @@ def kill_group(pgid, sig=signal.SIGKILL):
             pass
 
 
+# PostgreSQL connections the web process pools unless MEDIACRAFT_DB_POOL says otherwise.
+WEB_DB_POOL = 10
+
+
 class Launcher:
     def __init__(self, *, base_dir, var_dir, workers, bind, redis_url=None, stdout=None, aria2_url=None,
-                 aria2_secret=None, web_db_pool=10):
+                 aria2_secret=None, web_db_pool=WEB_DB_POOL):
         self.base_dir = Path(base_dir)
         # PostgreSQL connections pooled by the web process (MEDIACRAFT_DB_POOL); the others never pool.
         self.web_db_pool = web_db_pool

@@ -72,7 +72,8 @@ class Server:
         self.log = open(Path(log_dir) / f"daphne-{self.port}.log", "w+b")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app],
-            env={**_subprocess_env(), **(env or {})}, cwd=ROOT, start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**_subprocess_env(), **(env or {})}, cwd=ROOT, start_new_session=True, stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         try:
             _wait_for(self._ready, 30, 0.1, message=f"daphne on port {self.port}")

@@ -3,7 +3,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mediacraft.launcher import Launcher, LauncherError
+from mediacraft.launcher import WEB_DB_POOL, Launcher, LauncherError
 
 
 class Command(BaseCommand):
@@ -23,8 +23,8 @@ class Command(BaseCommand):
                 aria2_url=settings.MEDIACRAFT_ARIA2_URL or None,
                 aria2_secret=settings.MEDIACRAFT_ARIA2_SECRET,
                 stdout=self.stdout,
-                # Unset: 10 for the web process (settings has already refused a bad value).
-                web_db_pool=settings.MEDIACRAFT_DB_POOL if os.environ.get("MEDIACRAFT_DB_POOL") else 10,
+                # Settings has already refused a bad value.
+                web_db_pool=settings.MEDIACRAFT_DB_POOL if os.environ.get("MEDIACRAFT_DB_POOL") else WEB_DB_POOL,
             )
             launcher.run()
         except LauncherError as exc:
