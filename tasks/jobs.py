@@ -26,8 +26,14 @@ def _run_task(task_id):
     from tasks.runtime import (
         EventSender, ProgressReporter, TaskContext, Watchdog, become_subreaper, guard_process_group,
     )
+    from tasks.worker import current_handoff
 
-    task = services.task_mark_running(task_id=task_id, worker_name=os.environ.get("RQ_WORKER_ID", ""))
+    handoff = current_handoff()
+    if handoff is not None:  # its worker moved it to running before the fork
+        task, files = handoff.task, handoff.files
+    else:
+        task = services.task_mark_running(task_id=task_id, worker_name=os.environ.get("RQ_WORKER_ID", ""))
+        files = None
     if task is None:
         log.info("task %s: not queued any more, skipping", task_id)
         return "skipped"
@@ -36,7 +42,7 @@ def _run_task(task_id):
         guard_process_group()  # its pipe stays open as long as this horse lives
     become_subreaper()
     sender = EventSender()
-    reporter = ProgressReporter(task, sender)
+    reporter = ProgressReporter(task, sender, files)
     ctx = TaskContext(task, reporter)
     watchdog = Watchdog(task.pk, reporter)
     watchdog.start()
@@ -49,6 +55,9 @@ def _run_task(task_id):
             watchdog.stop()
             ctx.kill_children()
         reporter.flush_pending()
+        if handoff is not None:  # its worker records the success once this horse is gone
+            handoff.hand_back(result if result is not None else {}, ctx.outputs)
+            return "completed"
         if not services.task_complete(task_id=task.pk, result=result if result is not None else {}):
             # Settled by someone else at the last moment: this run's results must not linger.
             for stored in ctx.outputs:

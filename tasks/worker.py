@@ -1,6 +1,8 @@
 """The RQ worker class MediaCraft runs: a forking worker that knows about tasks."""
 
+import dataclasses
 import gc
+import json
 import logging
 import os
 import signal
@@ -8,6 +10,7 @@ import signal
 from rq.worker import Worker
 
 log = logging.getLogger(__name__)
+RUN_TASK = "tasks.jobs.run_task"
 
 
 class TaskWorker(Worker):
@@ -23,11 +26,21 @@ class TaskWorker(Worker):
         preload()
 
     def execute_job(self, job, queue):
-        from django.db import connections
+        # This process keeps its database connection warm across jobs (the horse sets it aside),
+        # so it does a task's two status changes where they cost least: running before the
+        # fork, completed after it. A horse that runs a short task then opens no connection.
+        self.handoff = job.handoff = prepare_run(job, self.name)
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            self.handoff = None
+            if job.handoff is not None:
+                settle_success(job.handoff)
+                job.handoff.close()
 
-        # A connection opened by a callback in this process must not be shared with the fork.
-        connections.close_all()
-        return super().execute_job(job, queue)
+    def main_work_horse(self, job, queue):
+        self.inherited_connections = set_aside_connections()
+        super().main_work_horse(job, queue)
 
     def fork_work_horse(self, job, queue):
         # The horse's collector must not walk (and so copy, page by page) what it shares with
@@ -42,10 +55,11 @@ class TaskWorker(Worker):
         """Cold shutdown (serve stopping, a restart): RQ kills the horse. The task was not at fault,
         so it goes back to be run again, its attempt refunded, instead of ending as lost."""
         job_id = self.get_current_job_id() if self.horse_pid else None
+        handoff = getattr(self, "handoff", None)
         try:
             super().request_force_stop(signum, frame)
         except SystemExit:
-            if job_id:
+            if job_id and not (handoff is not None and settle_success(handoff)):
                 self.settle_interrupted(job_id)
             raise
 
@@ -67,6 +81,9 @@ class TaskWorker(Worker):
                 os.killpg(retpid, signal.SIGKILL)
             except OSError:
                 pass
+        handoff = getattr(job, "handoff", None)
+        if handoff is not None and settle_success(handoff):
+            return  # it died after its task had succeeded
         if overran(job):
             # RQ kills a horse a minute past its timeout when the timeout exception did not end
             # it (swallowed by some broad except): that task timed out, it was not lost.
@@ -77,6 +94,112 @@ class TaskWorker(Worker):
             def settle():
                 services.task_mark_lost(task_id=job.id, detail=f"work horse exited with status {ret_val}")
         settle_gone_horse(job.id, settle, "after its work horse died")
+
+
+@dataclasses.dataclass
+class Handoff:
+    """A task's run as its worker prepared it before the fork, and the way back for its success:
+    a memory file the horse writes the result to (no size limit, unlike a pipe nobody reads
+    while the worker waits for the horse)."""
+
+    task: object  # the Task moved to running, or None: it was not queued any more
+    files: dict | None  # its files as events list them; None: the horse reads them
+    fd: int
+    taken: bool = False
+
+    def hand_back(self, result, outputs):
+        """In the horse: the task succeeded with this result and these output StoredFiles."""
+        data = json.dumps({"result": result, "outputs": [str(f.pk) for f in outputs]}).encode()
+        with open(self.fd, "wb", closefd=False) as out:
+            out.write(data)
+
+    def take(self):
+        """In the worker, once: what the horse handed back, or None."""
+        if self.taken:
+            return None
+        self.taken = True
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        with open(self.fd, "rb", closefd=False) as src:
+            data = src.read()
+        return json.loads(data) if data else None
+
+    def close(self):
+        os.close(self.fd)
+
+
+def current_handoff():
+    """In a work horse: its job's Handoff, if a TaskWorker prepared one."""
+    from rq import get_current_job
+
+    return getattr(get_current_job(), "handoff", None)
+
+
+def prepare_run(job, worker_name):
+    """In the worker, before the fork: move the job's task to running. None when the horse is
+    to do it itself (not a task's job, or the database failed here)."""
+    from django.db import DatabaseError, connections
+
+    from mediacraft.logs import task_context
+    from tasks import services
+    from tasks.events import task_files
+
+    if job.func_name != RUN_TASK:
+        return None
+    task_id = job.args[0]
+    fd = os.memfd_create("mediacraft-result", os.MFD_CLOEXEC)
+    with task_context(task_id):
+        try:
+            task = services.task_mark_running(task_id=task_id, worker_name=worker_name)
+        except DatabaseError:
+            log.warning("could not mark the task running; its work horse will", exc_info=True)
+            connections.close_all()
+            os.close(fd)
+            return None
+        try:
+            files = task_files(task.pk) if task is not None else {}
+        except DatabaseError:
+            log.warning("could not read the task's files; its work horse will", exc_info=True)
+            connections.close_all()
+            files = None
+    return Handoff(task, files, fd)
+
+
+def settle_success(handoff):
+    """In the worker, after its horse: record the success it handed back, if any (True). A task
+    settled meanwhile (cancelled, deleted) keeps none of that run's outputs."""
+    from django.db import DatabaseError, connections
+
+    from mediacraft.logs import task_context
+    from storage.models import StoredFile
+    from tasks import services
+
+    record = handoff.take()
+    if record is None:
+        return False
+    task_id = handoff.task.pk
+    with task_context(task_id):
+        try:
+            if not services.task_complete(task_id=task_id, result=record["result"]):
+                StoredFile.objects.filter(pk__in=record["outputs"]).delete()
+        except DatabaseError:
+            # It stays running without a heartbeat: the reconciler finds it lost, and it runs again.
+            log.exception("could not record the task's success")
+            connections.close_all()
+    return True
+
+
+def set_aside_connections():
+    """In a new work horse: the worker's open database connections are the worker's. The horse
+    must never use them, nor close them (that would end the worker's session): it keeps them,
+    untouched, until os._exit, and opens its own when it needs one."""
+    from django.db import connections
+
+    kept = []
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            kept.append(conn.connection)
+            conn.connection = None
+    return kept
 
 
 def overran(job):
