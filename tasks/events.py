@@ -151,12 +151,15 @@ def broadcast_task(task_id, count=True):
     from tasks.models import Task
 
     task = Task.objects.filter(pk=task_id).first()
-    if task is None:
-        return False
+    return task is not None and broadcast(task, count)
+
+
+def broadcast(task, count=True):
+    """broadcast_task for a task the caller has read already."""
     try:
         send_snapshot(task_snapshot(task))
     except SEND_ERRORS:
-        log.warning("could not broadcast task %s", task_id, exc_info=True)
+        log.warning("could not broadcast task %s", task.pk, exc_info=True)
         return False
     if count:
         from tasks.metrics import incr

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -36,7 +36,8 @@ def _lock_dispatch():
 
 
 def _transition(task_id, *, frm, to, **fields):
-    """Move a task from one of `frm` to `to` if it is still there; True if it moved."""
+    """Move a task from one of `frm` to `to` if it is still there. Returns the task as moved, or
+    None. A field's value may be a function of the task as it was (attempts + 1)."""
     with task_context(task_id):
         return _move(task_id, frm, to, fields)
 
@@ -45,36 +46,41 @@ def _move(task_id, frm, to, fields):
     now = timezone.now()
     # Inside a caller's transaction (dispatch, submit) no savepoint: an error ends that one anyway.
     with transaction.atomic(savepoint=False):
-        row = Task.objects.filter(pk=task_id, status__in=frm).values("timeline", "kind", "started_at").first()
-        if row is None:
-            return False
-        fields["timeline"] = [*row["timeline"], {"status": to, "at": now.isoformat()}]
+        # Locked (SQLite's write transaction locks the database), so the row as moved is known
+        # here: its event needs no second read.
+        task = Task.objects.select_for_update().filter(pk=task_id, status__in=frm).first()
+        if task is None:
+            return None
+        fields = {name: value(task) if callable(value) else value for name, value in fields.items()}
+        fields["timeline"] = [*task.timeline, {"status": to, "at": now.isoformat()}]
         if to in Task.TERMINAL:
             fields.setdefault("finished_at", now)
             fields.setdefault("expires_at", now + timedelta(days=settings.MEDIACRAFT_RESULT_TTL_DAYS))
             fields.setdefault("heartbeat_at", None)
         if not Task.objects.filter(pk=task_id, status__in=frm).update(status=to, **fields):
-            return False
+            return None
+        task.status = to
+        for name, value in fields.items():
+            setattr(task, name, value)
         if "expires_at" in fields:  # a task's files expire with it
             from storage.models import StoredFile
 
             StoredFile.objects.filter(task_id=task_id).update(expires_at=fields["expires_at"])
-        transaction.on_commit(functools.partial(_announce, task_id, row["kind"], to, row["started_at"], now),
-                              robust=True)
+        transaction.on_commit(functools.partial(_announce, task, now), robust=True)
         if to in Task.TERMINAL or to == S.RETRYING:
             transaction.on_commit(dispatch, robust=True)
     log.info("%s -> %s", "|".join(frm), to)
-    return True
+    return task
 
 
-def _announce(task_id, kind, status, started_at, now):
+def _announce(task, now):
     """After a move commits: the event to the owner's sockets, then its metrics in one round trip."""
-    counters = [("mediacraft_task_transitions_total", {"kind": kind, "status": status}, 1)]
-    if events.broadcast_task(task_id, count=False):
+    counters = [("mediacraft_task_transitions_total", {"kind": task.kind, "status": task.status}, 1)]
+    if events.broadcast(task, count=False):
         counters.append(("mediacraft_progress_events_total", None, 1))
     duration = None
-    if status in Task.TERMINAL and started_at is not None:
-        duration = (kind, status, (now - started_at).total_seconds())
+    if task.status in Task.TERMINAL and task.started_at is not None:
+        duration = (task.kind, task.status, (now - task.started_at).total_seconds())
     metrics.record(counters, duration)
 
 
@@ -211,12 +217,13 @@ def _admit():
             break
         owner = min(eligible, key=lambda o: (counts[o], -by_owner[o][0][3], by_owner[o][0][4]))
         task_id, _owner, status, _prio, _created = by_owner[owner].popleft()
-        if _transition(task_id, frm=[status], to=S.QUEUED, queued_at=now, retry_at=None,
-                       message_code="waiting_worker", message_params={}):
+        queued = _transition(task_id, frm=[status], to=S.QUEUED, queued_at=now, retry_at=None,
+                             message_code="waiting_worker", message_params={})
+        if queued:
             counts[owner] += 1
             free -= 1
             admitted.append(task_id)
-            transaction.on_commit(functools.partial(enqueue, task_id), robust=True)
+            transaction.on_commit(functools.partial(enqueue, task_id, queued=queued), robust=True)
     return admitted, counts
 
 
@@ -225,21 +232,25 @@ def _waiting(now):
     return Task.objects.filter(Q(status=S.PENDING) | Q(status=S.RETRYING, retry_at__lte=now))
 
 
-def enqueue(task_id, restarts=0):
+def enqueue(task_id, restarts=0, queued=None):
     """Put a queued task's job on RQ; job id = task id. A stale job of an earlier attempt goes first.
-    restarts: how often the reconciler has put it back after its job failed before the task ran."""
+    restarts: how often the reconciler has put it back after its job failed before the task ran.
+    queued: the task as admission just queued it, so not read again. (Cancelled meanwhile, its
+    job only finds it no longer queued.)"""
     from rq.callbacks import Callback
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 
-    task = Task.objects.filter(pk=task_id, status=S.QUEUED).first()
+    task = queued or Task.objects.filter(pk=task_id, status=S.QUEUED).first()
     if task is None:
         return
     conn = redis_connection()
-    try:
-        Job.fetch(str(task_id), connection=conn).delete()
-    except NoSuchJobError:
-        pass
+    # Only a task queued before can have a job of an earlier attempt.
+    if queued is None or sum(entry.get("status") == S.QUEUED for entry in task.timeline) > 1:
+        try:
+            Job.fetch(str(task_id), connection=conn).delete()
+        except NoSuchJobError:
+            pass
     get_queue(queue_name_for(task.priority)).enqueue(
         "tasks.jobs.run_task", str(task_id), job_id=str(task_id), job_timeout=task.timeout,
         on_stopped=Callback("tasks.jobs.on_job_stopped"), result_ttl=600, failure_ttl=24 * 3600,
@@ -249,12 +260,11 @@ def enqueue(task_id, restarts=0):
 
 def task_mark_running(*, task_id, worker_name):
     now = timezone.now()
-    moved = _transition(
-        task_id, frm=[S.QUEUED], to=S.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now,
-        worker_name=worker_name[:200], stage="starting", progress=0, message_code="starting", message_params={},
-        stats={}, error_code="", error_params={}, error_detail="",
+    return _transition(
+        task_id, frm=[S.QUEUED], to=S.RUNNING, attempts=lambda task: task.attempts + 1, started_at=now,
+        heartbeat_at=now, worker_name=worker_name[:200], stage="starting", progress=0, message_code="starting",
+        message_params={}, stats={}, error_code="", error_params={}, error_detail="",
     )
-    return Task.objects.get(pk=task_id) if moved else None
 
 
 def task_complete(*, task_id, result):
@@ -303,7 +313,7 @@ def task_requeue_interrupted(*, task_id):
     """Its worker was shut down on purpose while it ran: the task starts again as soon as a
     worker is free, and the attempt does not count."""
     return _transition(task_id, frm=[S.RUNNING], to=S.RETRYING, retry_at=timezone.now(), heartbeat_at=None,
-                       attempts=F("attempts") - 1, worker_name="", message_code="interrupted", message_params={})
+                       attempts=lambda task: task.attempts - 1, worker_name="", message_code="interrupted", message_params={})
 
 
 def task_mark_lost(*, task_id, detail=""):

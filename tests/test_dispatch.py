@@ -128,3 +128,22 @@ def test_it_keeps_limits_under_concurrent_submits(transactional_db, tool, limits
     assert active.count() == 5
     assert Task.objects.count() == len(accepted) == len(set(accepted))
     assert len(accepted) + len(errors) == 80
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_queued_again_replaces_the_job_of_its_earlier_attempt(redis_conn, alice, tool):
+    """Admission hands enqueue the task it queued; only a task queued before can have a stale job."""
+    from rq.job import Job
+
+    task = submit_command(alice, steps=1)
+    queue = get_queue("default")
+    assert queue.job_ids == [str(task.pk)]
+    old = Job.fetch(str(task.pk), connection=redis_conn)
+    old.meta["earlier"] = True
+    old.save_meta()
+    services.task_mark_running(task_id=task.pk, worker_name="w1")
+    services.task_fail(task_id=task.pk, code="internal")
+    task = services.task_retry(task=Task.objects.get(pk=task.pk))
+    assert task.status == S.QUEUED
+    assert queue.job_ids == [str(task.pk)]  # once: the earlier job was removed, not queued twice
+    assert "earlier" not in Job.fetch(str(task.pk), connection=redis_conn).meta
