@@ -30,10 +30,9 @@ def _run_task(task_id):
 
     handoff = current_handoff()
     if handoff is not None:  # its worker moved it to running before the fork
-        task, files = handoff.task, handoff.files
+        task = handoff.task
     else:
         task = services.task_mark_running(task_id=task_id, worker_name=os.environ.get("RQ_WORKER_ID", ""))
-        files = None
     if task is None:
         log.info("task %s: not queued any more, skipping", task_id)
         return "skipped"
@@ -42,7 +41,7 @@ def _run_task(task_id):
         guard_process_group()  # its pipe stays open as long as this horse lives
     become_subreaper()
     sender = EventSender()
-    reporter = ProgressReporter(task, sender, files)
+    reporter = ProgressReporter(task, sender)
     ctx = TaskContext(task, reporter)
     watchdog = Watchdog(task.pk, reporter)
     watchdog.start()

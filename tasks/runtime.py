@@ -57,15 +57,19 @@ class ProgressReporter:
     """Throttles updates: the ORM at most every PROGRESS_DB_INTERVAL s, events at most every
     PROGRESS_EVENT_INTERVAL s; a stage change and the final update always go through."""
 
-    def __init__(self, task, sender, files=None):
+    def __init__(self, task, sender):
         self.task = task
         self.sender = sender
         self.lock = threading.Lock()
         self.last_db = self.last_event = 0.0
         self.dirty_db = self.dirty_event = False
         self.started = time.monotonic()
-        # Outputs appear only at the end. files: read by the caller already.
-        self.files = files if files is not None else events.task_files(task.pk)
+
+    @functools.cached_property
+    def files(self):
+        """Read at the first event, so a task that sends none never reads them. Outputs appear
+        only at the end."""
+        return events.task_files(self.task.pk)
 
     def update(self, percent=None, *, stage=None, code=None, params=None, stats=None):
         with self.lock:

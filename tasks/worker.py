@@ -103,7 +103,6 @@ class Handoff:
     while the worker waits for the horse)."""
 
     task: object  # the Task moved to running, or None: it was not queued any more
-    files: dict | None  # its files as events list them; None: the horse reads them
     fd: int
     taken: bool = False
 
@@ -141,7 +140,6 @@ def prepare_run(job, worker_name):
 
     from mediacraft.logs import task_context
     from tasks import services
-    from tasks.events import task_files
 
     if job.func_name != RUN_TASK:
         return None
@@ -155,13 +153,7 @@ def prepare_run(job, worker_name):
             connections.close_all()
             os.close(fd)
             return None
-        try:
-            files = task_files(task.pk) if task is not None else {}
-        except DatabaseError:
-            log.warning("could not read the task's files; its work horse will", exc_info=True)
-            connections.close_all()
-            files = None
-    return Handoff(task, files, fd)
+    return Handoff(task, fd)
 
 
 def settle_success(handoff):

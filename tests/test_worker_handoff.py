@@ -45,7 +45,7 @@ def running_task(owner):
 
 def handed_back(task, result, outputs=()):
     """A Handoff whose horse succeeded with this result."""
-    handoff = Handoff(task, {}, os.memfd_create("test-result"))
+    handoff = Handoff(task, os.memfd_create("test-result"))
     handoff.hand_back(result, outputs)
     return handoff
 
@@ -66,7 +66,6 @@ def test_the_worker_moves_a_queued_task_to_running_before_the_fork(alice, tool):
     handoff = prepare_run(run_job(task), "worker-1")
     try:
         assert handoff.task.pk == task.pk and handoff.task.status == S.RUNNING
-        assert handoff.files == {"inputs": [], "outputs": []}
         stored = Task.objects.get(pk=task.pk)
         assert (stored.status, stored.worker_name, stored.attempts) == (S.RUNNING, "worker-1", 1)
         assert stored.timeline[-1]["status"] == S.RUNNING
@@ -121,7 +120,7 @@ def test_the_worker_records_the_success_its_horse_handed_back(alice, tool):
 
 def test_nothing_handed_back_leaves_the_task_to_the_workers_other_paths(alice, tool):
     task = running_task(alice)
-    handoff = Handoff(task, {}, os.memfd_create("test-result"))
+    handoff = Handoff(task, os.memfd_create("test-result"))
     try:
         assert settle_success(handoff) is False
         assert Task.objects.get(pk=task.pk).status == S.RUNNING
@@ -202,3 +201,4 @@ def test_a_plain_rq_worker_runs_a_task_its_horse_starting_and_ending_it(redis_co
     assert task.attempts == 1 and task.worker_name
     assert task.result == {"exit_code": 0, "output": "done"}
     assert [e["status"] for e in task.timeline if "status" in e] == [S.PENDING, S.QUEUED, S.RUNNING, S.COMPLETED]
+
