@@ -147,6 +147,7 @@ def prepare_run(job, worker_name):
     fd = os.memfd_create("mediacraft-result", os.MFD_CLOEXEC)
     with task_context(task_id):
         try:
+            drop_dead_connections()
             task = services.task_mark_running(task_id=task_id, worker_name=worker_name)
         except DatabaseError:
             log.warning("could not mark the task running; its work horse will", exc_info=True)
@@ -171,6 +172,7 @@ def settle_success(handoff):
     task_id = handoff.task.pk
     with task_context(task_id):
         try:
+            drop_dead_connections()
             if not services.task_complete(task_id=task_id, result=record["result"]):
                 StoredFile.objects.filter(pk__in=record["outputs"]).delete()
         except DatabaseError:
@@ -178,6 +180,20 @@ def settle_success(handoff):
             log.exception("could not record the task's success")
             connections.close_all()
     return True
+
+
+def drop_dead_connections():
+    """The worker's open connection may have sat through a long task or a quiet night, and the
+    server may have closed it meanwhile (a restart, an idle timeout): then it opens a new one.
+    (A round trip on PostgreSQL; SQLite's never dies.)"""
+    from django.db import DatabaseError, connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.is_usable():
+            try:
+                conn.close()
+            except DatabaseError:
+                pass  # it is dropped all the same
 
 
 def set_aside_connections():

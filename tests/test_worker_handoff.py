@@ -118,6 +118,29 @@ def test_the_worker_records_the_success_its_horse_handed_back(alice, tool):
         handoff.close()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_records_a_success_after_the_server_dropped_its_connection(redis_conn, alice, tool):
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: the server ends a session there; SQLite's connections never die")
+    task = submit_command(alice, steps=1)
+    handoff = prepare_run(run_job(task), "worker-1")
+    try:
+        # While the horse runs, the server ends the worker's session (a restart, an idle timeout).
+        admin = connections.create_connection("default")
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+        finally:
+            admin.close()
+        handoff.hand_back({"ok": True}, [])
+        assert settle_success(handoff) is True
+    finally:
+        handoff.close()
+    assert Task.objects.get(pk=task.pk).status == S.COMPLETED
+
+
 def test_nothing_handed_back_leaves_the_task_to_the_workers_other_paths(alice, tool):
     task = running_task(alice)
     handoff = Handoff(task, os.memfd_create("test-result"))
