@@ -114,7 +114,9 @@ def group_send(group, message):
     thread: a work horse then needs no event loop nor a second connection (together about 10 ms of
     its life), a web request no hop to another thread, and sends from one thread keep their order.
     Keys, serializer and capacities are the layer's own (channels_redis is pinned; the event
-    tests receive these messages through real consumers). Raises what Redis raises."""
+    tests receive these messages through real consumers). Raises what Redis raises.
+    message: the message, or a function making it, called only when a socket is in the group
+    (mostly nobody watches: a visitor submits, closes the page and comes back later)."""
     from channels.layers import get_channel_layer
 
     from tasks.queues import redis_connection
@@ -128,6 +130,8 @@ def group_send(group, message):
     channel_names = [name.decode("utf8") for name in pipe.execute()[1]]
     if not channel_names:
         return
+    if callable(message):
+        message = message()
     by_connection, message_by_key, capacity_by_key = layer._map_channel_keys_to_connection(channel_names, message)
     keys = [channel_key for channel_keys in by_connection.values() for channel_key in channel_keys]
     now = time.time()
@@ -157,7 +161,7 @@ def broadcast_task(task_id, count=True):
 def broadcast(task, count=True):
     """broadcast_task for a task the caller has read already."""
     try:
-        send_snapshot(task_snapshot(task))
+        group_send(user_group(task.owner_id), lambda: {"type": "task.event", "task": task_snapshot(task)})
     except SEND_ERRORS:
         log.warning("could not broadcast task %s", task.pk, exc_info=True)
         return False

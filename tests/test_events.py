@@ -254,3 +254,25 @@ def test_it_drops_events_for_a_socket_over_capacity_without_failing_the_sender(t
         return [(await layer.receive(channel))["task_id"] for _ in range(layer.capacity)]
 
     assert async_to_sync(drain)() == [str(i) for i in range(layer.capacity)]
+
+
+def test_it_builds_a_tasks_event_only_when_someone_watches(transactional_db, redis_conn, alice, tool,
+                                                           django_assert_num_queries):
+    """Mostly nobody watches (a visitor submits and closes the page): the snapshot and its files
+    query are made only for a group with a socket in it."""
+    from channels.layers import get_channel_layer
+
+    from tasks.events import broadcast, user_group
+    from tasks.models import Task
+
+    task = Task.objects.get(pk=submit_command(alice, steps=1).pk)
+    with django_assert_num_queries(0):
+        assert broadcast(task) is True
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(alice.pk), channel)
+    with django_assert_num_queries(1):  # the task's files
+        assert broadcast(task) is True
+    event = async_to_sync(layer.receive)(channel)
+    assert event["type"] == "task.event" and event["task"]["task_id"] == str(task.pk)
+    assert event["task"]["status"] == Task.Status.QUEUED and event["task"]["inputs"] == []
