@@ -170,6 +170,8 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
         if task.pk not in admitted:
             _explain_wait(task, active[task.owner_id])
             transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
+    if task.pk in admitted:
+        return admitted[task.pk]  # as its move to queued left it
     task.refresh_from_db()
     return task
 
@@ -190,13 +192,13 @@ def dispatch():
         return []
     with transaction.atomic():
         _lock_dispatch()
-        return _admit()[0]
+        return list(_admit()[0])
 
 
 def _admit():
     """dispatch's admission, in the caller's transaction, which holds the dispatch lock. Returns
-    (ids admitted, active tasks per owner afterwards)."""
-    admitted = []
+    ({id: task} of those admitted, active tasks per owner afterwards)."""
+    admitted = {}
     now = timezone.now()
     counts = Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
                           .annotate(Count("pk"))))
@@ -222,7 +224,7 @@ def _admit():
         if queued:
             counts[owner] += 1
             free -= 1
-            admitted.append(task_id)
+            admitted[task_id] = queued
             transaction.on_commit(functools.partial(enqueue, task_id, queued=queued), robust=True)
     return admitted, counts
 
