@@ -271,14 +271,37 @@ def _group_guard(pid):
     return write_end
 
 
+@functools.cache
+def libc():
+    """The C library, for prctl (Linux). Loaded once, before any fork (tasks.worker.preload)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _prctl(option, value):
+    try:
+        return libc().prctl(option, value, 0, 0, 0) == 0
+    except AttributeError:  # no libc, or no prctl: not Linux
+        return False
+
+
 def become_subreaper():
     """Orphans of the tools we run re-parent to this process, so kill_descendants finds them."""
-    try:
-        import ctypes
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass
+
+def die_with_parent(parent):
+    """Have the kernel kill this work horse the moment its worker (parent) dies; the process
+    group's guard then kills what the horse started. False where that is not possible."""
+    if not _prctl(1, signal.SIGKILL):  # PR_SET_PDEATHSIG
+        return False
+    if os.getppid() != parent:  # it died before the request
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    return True
 
 
 def kill_descendants():
@@ -336,8 +359,10 @@ class Watchdog(threading.Thread):
     def start(self):
         super().start()
         # The orphan check runs apart: a database call of the heartbeat can block for up to the
-        # SQLite busy timeout, and a horse whose worker is gone must not live that long.
-        threading.Thread(target=self.guard_parent, name="orphan-guard", daemon=True).start()
+        # SQLite busy timeout, and a horse whose worker is gone must not live that long. The
+        # kernel does it where it can (and a thread costs a short task's horse more than its job).
+        if not die_with_parent(self.parent):
+            threading.Thread(target=self.guard_parent, name="orphan-guard", daemon=True).start()
 
     def guard_parent(self):
         while not self.stopped.wait(0.2):

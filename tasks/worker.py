@@ -241,15 +241,16 @@ def settle_gone_horse(task_id, otherwise, why):
 
 def preload():
     """Import once, before any fork, what every work horse needs: each horse would otherwise import
-    it again (psutil, the channel layer, the ORM's SQL compiler, the job's own modules)."""
+    it again (psutil, the channel layer, the ORM's SQL compiler, the job's own modules, the C library)."""
     import channels_redis.core  # noqa: F401
     import django.db.models.sql.compiler  # noqa: F401
     import psutil  # noqa: F401
 
-    from tasks import jobs, runtime  # noqa: F401
+    from tasks import jobs, runtime  # noqa: F401 (jobs)
     from tasks.processors import registry
 
     registry()
+    runtime.libc()
     _warm_up()
 
 
