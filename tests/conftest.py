@@ -96,6 +96,16 @@ def submit_command(owner, **args):
     return services.task_submit(owner=owner, kind="command", params={"template": "fake", "args": args}, **options)
 
 
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets channel layers of its own: a layer keeps receive locks per channel prefix
+    (the same for every channel it makes), and a consumer an earlier test ended in the middle of a
+    receive can leave one held, bound to that test's dead event loop."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def redis_conn():
     from tasks.queues import redis_connection
