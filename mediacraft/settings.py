@@ -148,6 +148,12 @@ if DATABASE_URL:
     # connection outlives its thread unclosed; 20 concurrent clients then exhaust PostgreSQL's
     # max_connections (Django's docs: disable persistent connections under ASGI).
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # Test runs from two checkouts at once (a CI clone beside a working copy) must not share, and
+    # drop under each other, one test database: each checkout gets its own.
+    import hashlib
+
+    checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{checkout}"[:63]}
     if MEDIACRAFT_DB_POOL:
         from psycopg_pool import ConnectionPool
 

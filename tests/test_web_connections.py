@@ -137,3 +137,25 @@ def test_a_visitors_not_found_pages_keep_no_connection(transactional_db, redis_c
         wait_for(lambda: database_handles(server) == 0, 10, message="the web process's connections to close")
     finally:
         server.stop()
+
+
+def test_two_checkouts_test_in_postgresql_databases_of_their_own(tmp_path):
+    """A CI clone's test run beside a working copy's must not share (and drop) one test database."""
+    import shutil
+
+    other = tmp_path / "other-checkout"
+    (other / "mediacraft").mkdir(parents=True)
+    shutil.copy(ROOT / "mediacraft" / "settings.py", other / "mediacraft" / "settings.py")
+    (other / "mediacraft" / "__init__.py").touch()
+    show = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+            "print(importlib.import_module('mediacraft.settings').DATABASES['default']['TEST']['NAME'])")
+    env = {**os.environ, "DATABASE_URL": "postgres://mc@db.example/media", "MEDIACRAFT_VAR_DIR": str(tmp_path / "var"),
+           "MEDIACRAFT_SECRET_KEY": "k" * 50, "MEDIACRAFT_DB_POOL": "0"}
+    names = []
+    for checkout in (ROOT, other):
+        run = subprocess.run([sys.executable, "-c", show, str(checkout)], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 0, run.stderr[-2000:]
+        names.append(run.stdout.strip())
+    assert names[0].startswith("test_media_") and names[1].startswith("test_media_")
+    assert names[0] != names[1]
