@@ -145,8 +145,10 @@ def group_send(group, message):
         log.info("%s of %s channels over capacity in group %s", over_capacity, len(channel_names), group)
 
 
-def send_snapshot(snap):
-    group_send(user_group(snap["owner_id"]), {"type": "task.event", "task": snap})
+def send_snapshot(owner_id, snap):
+    """A task's event to its owner's sockets. snap: its snapshot, or a function making it (made
+    only when a socket is there to get it)."""
+    group_send(user_group(owner_id), lambda: {"type": "task.event", "task": snap() if callable(snap) else snap})
 
 
 def broadcast_task(task_id, count=True):
@@ -161,7 +163,7 @@ def broadcast_task(task_id, count=True):
 def broadcast(task, count=True):
     """broadcast_task for a task the caller has read already."""
     try:
-        group_send(user_group(task.owner_id), lambda: {"type": "task.event", "task": task_snapshot(task)})
+        send_snapshot(task.owner_id, lambda: task_snapshot(task))
     except SEND_ERRORS:
         log.warning("could not broadcast task %s", task.pk, exc_info=True)
         return False

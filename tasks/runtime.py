@@ -40,7 +40,7 @@ class EventSender:
 
     def send(self, snapshot):
         try:
-            events.send_snapshot(snapshot)
+            events.send_snapshot(snapshot["owner_id"], snapshot)
         except events.SEND_ERRORS:
             log.warning("progress event not delivered", exc_info=True)
             return
