@@ -303,7 +303,7 @@ def report(submit, throughput, events, peak, database):
           f"MediaCraft run next to its raw run. One stack: a private Redis, {where}, daphne as `manage.py serve` starts "
           "it (`python -m daphne -b 127.0.0.1 -p PORT mediacraft.asgi:application`, production settings) and a second "
           "daphne serving the raw baselines (`bench.bare_asgi:application` with `bench.settings`); 2 forking workers "
-          "(`manage.py rqworker high default low --worker-class tasks.worker.TaskWorker`) and `manage.py "
+          "(`manage.py worker`: RQ's forking worker, `tasks.worker.TaskWorker`, on the high, default and low queues) and `manage.py "
           f"taskscheduler`, with `bench.settings` (which adds the `bench_*` kinds of bench/kinds.py); {settings}, so "
           "that admission never holds a task back. The 2 cores are shared with other work: expect noise.\n")
 

@@ -117,8 +117,7 @@ class Stack:
 
     def start_worker(self, argv=None, settings=None):
         """A worker as `manage.py serve` starts one."""
-        argv = argv or [sys.executable, str(ROOT / "manage.py"), "rqworker", "high", "default", "low",
-                        "--worker-class", "tasks.worker.TaskWorker", "-v", "0"]
+        argv = argv or [sys.executable, str(ROOT / "manage.py"), "worker", "-v", "0"]
         proc = self.start(argv, settings, MEDIACRAFT_DB_POOL=0)
         time.sleep(0.5)
         return proc

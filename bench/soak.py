@@ -160,7 +160,7 @@ def serve_processes(serve):
             line = " ".join(child.cmdline())
         except Exception:
             continue
-        role = ("web" if "daphne" in line else "worker" if "rqworker" in line else "scheduler"
+        role = ("web" if "daphne" in line else "worker" if "manage.py worker" in line else "scheduler"
                 if "taskscheduler" in line else "redis" if "redis-server" in line else "aria2c"
                 if "aria2c" in line else "other")
         roles.setdefault(role, []).append(child)

@@ -190,8 +190,7 @@ class Launcher:
         for number in range(1, self.workers + 1):
             children.append(Child(
                 f"worker-{number}",
-                [sys.executable, manage, "rqworker", "high", "default", "low",
-                 "--worker-class", "tasks.worker.TaskWorker"],
+                [sys.executable, manage, "worker"],
                 env=no_pool,
                 # SIGKILL, not SIGTERM: a warm shutdown would wait for the job; the work horse
                 # notices its parent is gone and kills its own process group.

@@ -66,8 +66,7 @@ class Site:
                        check=True)
         daphne = self.start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                              "mediacraft.asgi:application"])
-        self.start([sys.executable, "manage.py", "rqworker", "high", "default", "low", "--worker-class",
-                    "tasks.worker.TaskWorker", "-v", "0"])
+        self.start([sys.executable, "manage.py", "worker", "-v", "0"])
         wait_port(self.port, daphne, "daphne")
         self.url = f"http://127.0.0.1:{self.port}"
 

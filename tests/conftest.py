@@ -171,8 +171,7 @@ def workers(transactional_db, redis_conn):
         started = []
         for _ in range(count):
             started.append(procs.start(
-                [sys.executable, str(ROOT / "manage.py"), "rqworker", "high", "default", "low",
-                 "--worker-class", "tasks.worker.TaskWorker", "-v", "0"],
+                [sys.executable, str(ROOT / "manage.py"), "worker", "-v", "0"],
                 subprocess_env(env),
             ))
         wait_for(lambda: len({w.name for w in Worker.all(connection=redis_conn)} - before) >= count, 30,

@@ -21,7 +21,7 @@ def horse_of(worker_proc):
     """The work horse: the worker's forked child (same command line), not the tool it runs."""
     def find():
         for child in psutil.Process(worker_proc.pid).children():
-            if "rqworker" in " ".join(child.cmdline()):
+            if "manage.py worker" in " ".join(child.cmdline()):
                 return child
         return None
 

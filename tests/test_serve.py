@@ -247,7 +247,7 @@ def test_it_starts_everything_with_redis_on_a_unix_socket_under_var_dir(server):
 
     poll(lambda: f"MediaCraft is running at http://127.0.0.1:{server.port}/" in server.log(), 5, "the URL")
     assert "manage.py createsuperuser" in server.log()
-    assert len(server.children_named("rqworker")) == 2
+    assert len(server.children_named("manage.py worker")) == 2
     assert len(server.children_named("taskscheduler")) == 1
     assert len(server.children_named("daphne")) == 1
 
@@ -266,12 +266,12 @@ def test_it_starts_everything_with_redis_on_a_unix_socket_under_var_dir(server):
 
 
 def test_it_restarts_a_killed_worker(server):
-    before = {proc.pid for proc in server.children_named("rqworker")}
+    before = {proc.pid for proc in server.children_named("manage.py worker")}
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
 
     def replaced():
-        now = {proc.pid for proc in server.children_named("rqworker")}
+        now = {proc.pid for proc in server.children_named("manage.py worker")}
         return len(now) == 2 and victim not in now and now - before
 
     (new_pid,) = poll(replaced, 15, "a new worker")
@@ -445,7 +445,7 @@ def test_it_runs_visitors_tasks_end_to_end_and_survives_a_crash(make_server):
     _, lost = cat.submit_countdown(60)
     poll(lambda: cat.task(lost["task_id"])["status"] == "running", 20, "cat's task to run")
     # The worker whose horse runs her countdown: the other may still be reaping ben's horse.
-    worker = poll(lambda: next((w for w in server.children_named("rqworker")
+    worker = poll(lambda: next((w for w in server.children_named("manage.py worker")
                                 if any("countdown.py" in cmdline(p) for p in w.children(recursive=True))), None),
                   10, "cat's countdown to start")
     worker.kill()
@@ -494,7 +494,7 @@ def test_it_supervises_aria2c_on_loopback_and_restarts_it_when_dead_or_hung(serv
     listening = [c.laddr for c in aria2.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     assert listening and all(addr.ip in ("127.0.0.1", "::1") for addr in listening)
     # The other children get the daemon's address and secret.
-    for child in server.children_named("rqworker") + server.children_named("taskscheduler"):
+    for child in server.children_named("manage.py worker") + server.children_named("taskscheduler"):
         assert child.environ()["MEDIACRAFT_ARIA2_URL"] == url
         assert child.environ()["MEDIACRAFT_ARIA2_SECRET"] == secret
 
@@ -529,7 +529,7 @@ def test_it_uses_the_operators_aria2_daemon_when_named(make_server):
         server.wait_healthy()
         assert aria2_children(server) == []
         assert "started aria2" not in server.log()
-        (worker,) = server.children_named("rqworker")
+        (worker,) = server.children_named("manage.py worker")
         assert worker.environ()["MEDIACRAFT_ARIA2_URL"] == daemon.url
         assert worker.environ()["MEDIACRAFT_ARIA2_SECRET"] == daemon.secret
         assert not (server.var_dir / "aria2").exists()

@@ -216,7 +216,7 @@ def test_a_plain_rq_worker_runs_a_task_its_horse_starting_and_ending_it(redis_co
     task = submit_command(alice, steps=2, result="done")
     procs = Processes()
     try:
-        procs.start([sys.executable, str(ROOT / "manage.py"), "rqworker", "high", "default", "low",
+        procs.start([sys.executable, str(ROOT / "manage.py"), "worker",
                      "--worker-class", "rq.worker.Worker", "--burst", "-v", "0"], subprocess_env())
         task = wait_status(task, S.COMPLETED, 30)
     finally:

@@ -1,0 +1,49 @@
+"""A worker is started lean: without the apps only the web process uses, and without the system
+checks (which would import the URLconf), so every fork of it copies less."""
+
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import ROOT, subprocess_env
+
+WEB_ONLY = ("daphne", "twisted", "ninja", "pydantic")
+
+
+def web_only_modules():
+    """A job: which of the web-only packages its worker had imported (a horse inherits them)."""
+    return sorted(name for name in WEB_ONLY if name in sys.modules)
+
+
+def run_in_burst_worker(redis_conn, argv, **env):
+    from rq import Queue
+
+    job = Queue("low", connection=redis_conn).enqueue("tests.test_worker_process.web_only_modules")
+    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *argv, "--burst", "-v", "0"], cwd=ROOT,
+                          env=subprocess_env(env), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    job.refresh()
+    assert job.get_status() == "finished", job.latest_result()
+    return job.return_value()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_leaves_out_what_only_the_web_process_uses(redis_conn):
+    assert run_in_burst_worker(redis_conn, ["worker"]) == []
+    # rqworker gets the same apps, but its checks import the URLconf (the API's ninja and pydantic).
+    assert "daphne" not in run_in_burst_worker(redis_conn, ["rqworker", "low"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_worker_run_as_the_web_process_has_them_all(redis_conn):
+    """The control: what the test above looks for is there when the role says web."""
+    assert run_in_burst_worker(redis_conn, ["worker"], MEDIACRAFT_PROCESS="web") == sorted(WEB_ONLY)
+
+
+def test_the_web_process_has_its_apps_and_a_bad_role_is_refused():
+    assert settings.PROCESS == "web" and {"daphne", "ninja"} <= set(settings.INSTALLED_APPS)
+    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), "check"], cwd=ROOT, capture_output=True,
+                          text=True, env=subprocess_env({"MEDIACRAFT_PROCESS": "horse"}), timeout=60)
+    assert done.returncode != 0 and "MEDIACRAFT_PROCESS must be web or worker, got 'horse'" in done.stderr
