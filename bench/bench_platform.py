@@ -274,7 +274,7 @@ WHERE_THE_TIME_GOES = (
     "(page tables: 0.6 ms at 30 MB, 2.5 ms at 100 MB), and each page the parent writes afterwards faults once "
     "(about 1 µs). So a worker leaves out what only the web process uses (daphne, django-ninja, their twisted "
     "and pydantic; no system checks, which would import the URLconf): 66–73 MB instead of 100, its horses' "
-    "peak 52 MB instead of 82, and CPU per task down by 1–2 ms. The worker moves the task to running before "
+    "peak 52–58 MB instead of 82–88, and CPU per task down by 1–2 ms. The worker moves the task to running before "
     "the fork (about 1.8 ms) and records the success its horse hands back after it (about 4.3 ms, a quarter of "
     "it 1,000 page faults: the move, its event and metrics, the look for a next task to admit), with a "
     "connection it keeps open; the horse of a short task opens no database or Redis connection of its own and "
