@@ -4,8 +4,8 @@ import sys
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediacraft.settings")
-    if sys.argv[1:2] in (["worker"], ["rqworker"]):
-        os.environ.setdefault("MEDIACRAFT_PROCESS", "worker")  # see PROCESS in the settings
+    if sys.argv[1:2] in (["worker"], ["rqworker"], ["taskscheduler"]):
+        os.environ.setdefault("MEDIACRAFT_PROCESS", "background")  # see PROCESS in the settings
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -96,14 +96,15 @@ INSTALLED_APPS = [
     "strm",
     "storage",
 ]
-# "worker" in a worker (manage.py sets it for `worker` and `rqworker`). A worker forks a work horse
-# for every task, and a fork costs in proportion to the memory it shares (page tables to copy, then
-# a fault for each page written): so a worker leaves out the apps only the web process uses,
-# daphne (twisted) and django-ninja (pydantic), about a third of its memory.
+# "background" in the workers and the scheduler (manage.py sets it for `worker`, `rqworker` and
+# `taskscheduler`): they leave out the apps only the web process uses, daphne (twisted) and
+# django-ninja (pydantic), about a third of their memory. A worker forks a work horse for every
+# task, and a fork costs in proportion to the memory it shares (page tables to copy, then a fault
+# for each page written).
 PROCESS = env_str("MEDIACRAFT_PROCESS", "web")
-if PROCESS not in ("web", "worker"):
-    raise ImproperlyConfigured(f"MEDIACRAFT_PROCESS must be web or worker, got {PROCESS!r}")
-if PROCESS == "worker":
+if PROCESS not in ("web", "background"):
+    raise ImproperlyConfigured(f"MEDIACRAFT_PROCESS must be web or background, got {PROCESS!r}")
+if PROCESS == "background":
     INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in ("daphne", "ninja")]
 
 MIDDLEWARE = [

@@ -16,6 +16,8 @@ LOCK_KEY = "mediacraft:scheduler:leader"
 
 class Command(BaseCommand):
     help = "Run the task reconciler, dispatcher and cleanup loop."
+    # As for `worker`: the checks would import the URLconf (django-ninja, pydantic) for good.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Run one round and exit.")
