@@ -5,6 +5,7 @@ import functools
 from django.conf import settings
 
 QUEUE_NAMES = ("high", "default", "low")
+RUN_TASK = "tasks.jobs.run_task"  # every task's job; TaskWorker prepares these runs
 
 
 @functools.cache

@@ -20,7 +20,7 @@ from tasks import events, metrics
 from tasks.errors import ApiError, InvalidParams
 from tasks.models import Task
 from tasks.processors import get_processor, registry
-from tasks.queues import get_queue, queue_name_for, redis_connection
+from tasks.queues import RUN_TASK, get_queue, queue_name_for, redis_connection
 from tasks.runtime import task_work_dir
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def enqueue(task_id, restarts=0, queued=None):
         except NoSuchJobError:
             pass
     get_queue(queue_name_for(task.priority)).enqueue(
-        "tasks.jobs.run_task", str(task_id), job_id=str(task_id), job_timeout=task.timeout,
+        RUN_TASK, str(task_id), job_id=str(task_id), job_timeout=task.timeout,
         on_stopped=Callback("tasks.jobs.on_job_stopped"), result_ttl=600, failure_ttl=24 * 3600,
         description=f"{task.kind} {task_id}", meta={"restarts": restarts},
     )

@@ -10,7 +10,6 @@ import signal
 from rq.worker import Worker
 
 log = logging.getLogger(__name__)
-RUN_TASK = "tasks.jobs.run_task"
 
 
 class TaskWorker(Worker):
@@ -140,6 +139,7 @@ def prepare_run(job, worker_name):
 
     from mediacraft.logs import task_context
     from tasks import services
+    from tasks.queues import RUN_TASK
 
     if job.func_name != RUN_TASK:
         return None

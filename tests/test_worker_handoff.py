@@ -21,9 +21,9 @@ S = Task.Status
 def run_job(task):
     from rq.job import Job
 
-    from tasks.queues import redis_connection
+    from tasks.queues import RUN_TASK, redis_connection
 
-    return Job.create("tasks.jobs.run_task", args=[str(task.pk)], id=str(task.pk), connection=redis_connection())
+    return Job.create(RUN_TASK, args=[str(task.pk)], id=str(task.pk), connection=redis_connection())
 
 
 def result_files():
