@@ -10,7 +10,7 @@ from ninja import Router, Schema, Status
 from mediacraft.api import json_object_body, parse_json
 from tasks import selectors, services
 from tasks.errors import ApiError
-from tasks.events import public_task, task_snapshot
+from tasks.events import new_task_files, public_task, task_snapshot
 from tasks.models import Task, TaskKind
 from storage.api import store_uploads, uploaded_files
 from tasks.processors import get_processor
@@ -87,8 +87,8 @@ class CancelAllOut(Schema):
     cancelled: int
 
 
-def task_json(task):
-    return public_task(task_snapshot(task))
+def task_json(task, files=None):
+    return public_task(task_snapshot(task, files))
 
 
 SUBMIT_DOC = {
@@ -178,7 +178,7 @@ def submit(request):
     finally:
         for upload in uploads:
             getattr(upload, "discard", upload.close)()
-    return Status(201, task_json(task))
+    return Status(201, task_json(task, new_task_files(task)))
 
 
 @router.get("/", response={200: TaskListOut, 400: ErrorOut}, summary="List my tasks")

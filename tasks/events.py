@@ -39,6 +39,12 @@ def task_files(task_id):
     return files
 
 
+def new_task_files(task):
+    """task_files() of a task just submitted, without the query when it can have none: it has no
+    outputs yet, and inputs only when its params name uploaded files."""
+    return None if task.params.get("files") else {"inputs": [], "outputs": []}
+
+
 def task_snapshot(task, files=None):
     """files: task_files() computed by the caller, to spare the query on hot paths."""
     snap = {

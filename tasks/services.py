@@ -115,26 +115,28 @@ def _clean_int(value, field, low, high):
 
 
 def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=None, owner_factory=None):
-    """Validate and store a new pending task, then dispatch after commit. A new visitor comes as
-    owner=None plus owner_factory, called only once the task is valid, so a refused submit
-    leaves no identity behind."""
+    """Validate and store a new task, and admit it (or others) in the same transaction. A new
+    visitor comes as owner=None plus owner_factory, called only once the task is valid, so a
+    refused submit leaves no identity behind."""
     processor = get_processor(kind) if isinstance(kind, str) else None
     if processor is None:
         raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": str(kind)[:40]})
-    if not processor.user_may_run(owner, params if isinstance(params, dict) else None):
-        raise ApiError("forbidden_kind", _("You are not allowed to run %(kind)s tasks.") % {"kind": kind}, status=403)
-    if not isinstance(params, dict):
-        raise InvalidParams(_("params must be a JSON object."), "params")
-    priority = _clean_int(priority, "priority", 1, 10)
-    title = _clean_title(title or "")
-    from storage.services import check_free_disk
+    with processor.reading_once():  # the permission, validation and limits may read one row
+        if not processor.user_may_run(owner, params if isinstance(params, dict) else None):
+            raise ApiError("forbidden_kind", _("You are not allowed to run %(kind)s tasks.") % {"kind": kind},
+                           status=403)
+        if not isinstance(params, dict):
+            raise InvalidParams(_("params must be a JSON object."), "params")
+        priority = _clean_int(priority, "priority", 1, 10)
+        title = _clean_title(title or "")
+        from storage.services import check_free_disk
 
-    check_free_disk()  # results and downloads need room; refuse before anything is stored
-    cleaned = processor.validate(params=params, files=list(files), user=owner)
-    if _has_nul(cleaned):  # PostgreSQL's jsonb refuses NUL; no parameter needs one
-        raise InvalidParams(_("Parameters must not contain NUL characters."), "params")
-    # Before the transaction, which holds the write lock (kinds may query here).
-    default_timeout, max_attempts = processor.limits_for(cleaned)
+        check_free_disk()  # results and downloads need room; refuse before anything is stored
+        cleaned = processor.validate(params=params, files=list(files), user=owner)
+        if _has_nul(cleaned):  # PostgreSQL's jsonb refuses NUL; no parameter needs one
+            raise InvalidParams(_("Parameters must not contain NUL characters."), "params")
+        # Before the transaction, which holds the write lock (kinds may query here).
+        default_timeout, max_attempts = processor.limits_for(cleaned)
     limit = settings.MEDIACRAFT_MAX_TASK_TIMEOUT
     if timeout is None:
         timeout = min(default_timeout, limit)
@@ -155,18 +157,30 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
                          waiting) % {"n": waiting},
                 status=429,
             )
+        # Admission in the same transaction, which holds the dispatch lock already: one write
+        # transaction per submit. When nothing else waits and there is room, the new task is the
+        # one admission would pick: it is stored as queued at once, sparing the pending row's move.
+        counts = _active_counts()
+        direct = _has_room(counts, owner.pk) and not _waiting(now).exists()
+        timeline = [{"status": S.PENDING, "at": now.isoformat()}]
+        if direct:
+            state = {"status": S.QUEUED, "queued_at": now, "message_code": "waiting_worker",
+                     "timeline": [*timeline, {"status": S.QUEUED, "at": now.isoformat()}]}
+        else:
+            state = {"status": S.PENDING, "message_code": "waiting_slot", "timeline": timeline}
         task = Task.objects.create(
             owner=owner, kind=processor.kind, title=title, params=cleaned, priority=priority, timeout=timeout,
-            max_attempts=max_attempts,
-            status=S.PENDING, message_code="waiting_slot", timeline=[{"status": S.PENDING, "at": now.isoformat()}],
+            max_attempts=max_attempts, **state,
         )
         if cleaned.get("files"):
             from storage.services import files_attach
 
             files_attach(task=task, file_ids=cleaned["files"])
-        # Admission in the same transaction, which holds the dispatch lock already: one write
-        # transaction per submit. A task admitted now is announced by its move to queued.
-        admitted, active = _admit()
+        if direct:
+            _queued(task, now)
+            return task
+        # A task admitted now is announced by its move to queued.
+        admitted, active = _admit(counts)
         if task.pk not in admitted:
             _explain_wait(task, active[task.owner_id])
             transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
@@ -195,13 +209,33 @@ def dispatch():
         return list(_admit()[0])
 
 
-def _admit():
+def _active_counts():
+    """Active tasks per owner (a Counter), read under the dispatch lock."""
+    return Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
+                        .annotate(Count("pk"))))
+
+
+def _has_room(counts, owner_id):
+    return (sum(counts.values()) < settings.MEDIACRAFT_GLOBAL_CONCURRENCY
+            and counts[owner_id] < settings.MEDIACRAFT_USER_CONCURRENCY)
+
+
+def _queued(task, now):
+    """A task the caller has just stored as queued, in its transaction: after commit its event
+    and metrics, as for any move, then its job; and the move's log line."""
+    transaction.on_commit(functools.partial(_announce, task, now), robust=True)
+    transaction.on_commit(functools.partial(enqueue, task.pk, queued=task), robust=True)
+    with task_context(task.pk):
+        log.info("%s -> %s", S.PENDING, S.QUEUED)
+
+
+def _admit(counts=None):
     """dispatch's admission, in the caller's transaction, which holds the dispatch lock. Returns
-    ({id: task} of those admitted, active tasks per owner afterwards)."""
+    ({id: task} of those admitted, active tasks per owner afterwards). counts: _active_counts(),
+    when the caller has read it under that lock."""
     admitted = {}
     now = timezone.now()
-    counts = Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
-                          .annotate(Count("pk"))))
+    counts = _active_counts() if counts is None else counts
     free = settings.MEDIACRAFT_GLOBAL_CONCURRENCY - sum(counts.values())
     if free <= 0:
         return admitted, counts

@@ -86,6 +86,47 @@ def test_it_prefers_priority_then_age_and_uses_the_priority_queues(transactional
     assert str(low.pk) in get_queue("low").job_ids
 
 
+def test_a_task_admitted_at_once_is_stored_as_queued_as_if_it_had_moved(transactional_db, alice, tool, limits,
+                                                                         redis_conn):
+    """Nothing waits and there is room: the submit inserts the task queued, and reads its template once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks import metrics
+
+    limits(user=1, site=5)
+    with CaptureQueriesContext(connection) as queries:
+        task = submit_command(alice, steps=1)
+    stored = Task.objects.get(pk=task.pk)
+    assert (stored.status, stored.message_code) == (S.QUEUED, "waiting_worker") and stored.queued_at
+    assert [entry["status"] for entry in stored.timeline] == [S.PENDING, S.QUEUED]
+    assert get_queue("default").job_ids == [str(task.pk)]
+    writes = [q["sql"] for q in queries.captured_queries
+              if q["sql"].startswith(("INSERT", "UPDATE")) and '"tasks_task"' in q["sql"].split("(")[0]]
+    assert len(writes) == 1 and writes[0].startswith("INSERT"), writes
+    assert sum('FROM "tasks_commandtemplate"' in q["sql"] for q in queries.captured_queries) == 1
+    counter = metrics._field("mediacraft_task_transitions_total", {"kind": "command", "status": S.QUEUED})
+    assert redis_conn.hget(metrics.KEY, counter) == b"1"
+
+
+def test_a_retry_that_is_due_is_admitted_before_a_new_submit(transactional_db, alice, bob, tool, limits):
+    """Something waits: the submit goes through admission, which takes the older task first."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    limits(user=1, site=1)
+    tool.max_attempts = 3
+    tool.save()
+    first = submit_command(alice, steps=1)
+    assert services.task_mark_running(task_id=first.pk, worker_name="test")
+    assert services.task_fail(task_id=first.pk, code="worker_lost", retryable=True).status == S.RETRYING
+    Task.objects.filter(pk=first.pk).update(retry_at=timezone.now() - timedelta(seconds=1))
+    later = submit_command(bob, steps=1)
+    assert statuses([first, later]) == [S.QUEUED, S.PENDING]
+    assert Task.objects.get(pk=later.pk).message_code == "site_busy"
+
+
 def test_it_rejects_waiting_tasks_beyond_the_cap_with_429(transactional_db, alice, bob, tool, limits):
     limits(user=1, site=5, pending=2)
     accepted = [submit_command(alice, steps=1) for _ in range(3)]  # 1 queued + 2 waiting

@@ -2,6 +2,7 @@
 adding a kind means adding one module."""
 
 import abc
+import contextlib
 import functools
 import importlib
 import pkgutil
@@ -67,6 +68,12 @@ class Processor(abc.ABC):
         """(default timeout, max attempts) of a task with these cleaned params; one call, so a
         kind can read both from one row."""
         return self.default_timeout_for(params), self.max_attempts_for(params)
+
+    @contextlib.contextmanager
+    def reading_once(self):
+        """Around one submit's user_may_run, validate and limits_for: a kind whose three read
+        the same row may read it once, for all three (tasks.services.task_submit)."""
+        yield
 
     def user_may_run(self, user, params=None):
         """Whether the user may run this kind (with these params, when given)."""

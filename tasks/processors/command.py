@@ -4,6 +4,8 @@ The tool's stdout lines `PROGRESS <0-100> [message]` become progress; its last o
 line, if JSON, becomes the result; on failure the exit code and stderr's tail become the error.
 """
 
+import contextlib
+import contextvars
 import json
 import math
 import re
@@ -121,33 +123,55 @@ def could_name_a_template(name):
     return isinstance(name, str) and 0 < len(name) <= 60 and "\x00" not in name
 
 
+# The templates one submit has read (CommandProcessor.reading_once), by name; per thread and
+# per task of asyncio, so concurrent requests never see each other's.
+_read = contextvars.ContextVar("command_templates_read", default=None)
+
+
 class CommandProcessor(Processor):
     kind = TaskKind.COMMAND
     operator_only = True
     default_timeout = 1800
+
+    @contextlib.contextmanager
+    def reading_once(self):
+        token = _read.set({})
+        try:
+            yield
+        finally:
+            _read.reset(token)
+
+    def _enabled(self, name):
+        """The enabled template named `name`, or None: inside reading_once, read only once."""
+        from tasks.models import CommandTemplate
+
+        read = _read.get()
+        if read is None or name not in read:
+            template = CommandTemplate.objects.filter(name=name, enabled=True).first()
+            if read is None:
+                return template
+            read[name] = template
+        return read[name]
 
     def user_may_run(self, user, params=None):
         """Operators run any template; others only templates the admin opened to everyone."""
         from tasks.models import CommandTemplate
 
         # The open template first: one query, where the permission check costs two.
-        open_templates = CommandTemplate.objects.filter(enabled=True, allow_everyone=True)
         if params is None:
-            is_open = open_templates.exists()
+            is_open = CommandTemplate.objects.filter(enabled=True, allow_everyone=True).exists()
         else:
             name = params.get("template")
-            is_open = could_name_a_template(name) and open_templates.filter(name=name).exists()
+            is_open = could_name_a_template(name) and getattr(self._enabled(name), "allow_everyone", False)
         return is_open or super().user_may_run(user)
 
     def _template(self, name):
-        from tasks.models import CommandTemplate
-
         if not isinstance(name, str) or not name:
             raise InvalidParams(_("Choose a command template."), "template")
         if not could_name_a_template(name):
             raise InvalidParams(_("There is no enabled command template named %(name)s.")
                                 % {"name": name.replace("\x00", "")[:60]}, "template")
-        template = CommandTemplate.objects.filter(name=name, enabled=True).first()
+        template = self._enabled(name)
         if template is None:
             raise InvalidParams(_("There is no enabled command template named %(name)s.") % {"name": name[:60]}, "template")
         return template
@@ -197,6 +221,9 @@ class CommandProcessor(Processor):
     def limits_for(self, params):
         from tasks.models import CommandTemplate
 
+        template = (_read.get() or {}).get(params["template"])
+        if template is not None:
+            return template.default_timeout, template.max_attempts
         row = CommandTemplate.objects.filter(name=params["template"]).values_list("default_timeout", "max_attempts").first()
         return row if row else (self.default_timeout, 1)
 
