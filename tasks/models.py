@@ -19,7 +19,8 @@ class Task(models.Model):
     """One job of one owner; the database is the source of truth, RQ only the transport.
 
     Transitions, all in tasks/services.py as conditional UPDATEs:
-        pending  -> queued     (dispatch: a slot is free)
+        pending  -> queued     (dispatch: a slot is free; a submit that finds a slot free and
+                                nothing waiting inserts its task queued, both in its timeline)
         queued   -> running    (a worker picked it up)
         running  -> completed | failed | cancelled | timeout
         running  -> retrying   (retryable failure with attempts left)
@@ -27,7 +28,8 @@ class Task(models.Model):
         pending | queued | retrying -> cancelled
         failed | cancelled | timeout -> pending   (manual retry; a kind may allow more, e.g. a
                                                    download that completed with failed files)
-        queued -> pending      (reconciler: the RQ job vanished and the task never ran)
+        queued -> failed       (reconciler: its RQ job failed again and again before the task
+                                could start; a job that vanished is enqueued again instead)
     """
 
     class Status(models.TextChoices):
