@@ -1,8 +1,10 @@
 """Loaded with -p before pytest-django configures Django: starts a private redis-server on a
 free port (never the machine's 6379) and points MediaCraft at it and at a temporary var/."""
 
+import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -35,8 +37,11 @@ def pytest_load_initial_conftests(early_config, parser, args):
     proc = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", var_dir, "--daemonize", "no", "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
     )
+    # pytest_unconfigure never runs when pytest stops before it configures (a bad option): the
+    # redis-server then dies with pytest, and this removes the var/ too.
+    atexit.register(_stop)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -60,8 +65,15 @@ def pytest_load_initial_conftests(early_config, parser, args):
     )
 
 
-def pytest_unconfigure(config):
-    proc = _state.get("proc")
+def _die_with_parent():
+    """In the redis-server child: SIGTERM when pytest dies, however it dies (PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
+def _stop():
+    proc = _state.pop("proc", None)
     if proc is not None:
         proc.terminate()
         try:
@@ -69,3 +81,7 @@ def pytest_unconfigure(config):
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(_state["var_dir"], ignore_errors=True)
+
+
+def pytest_unconfigure(config):
+    _stop()
