@@ -38,6 +38,24 @@ class LauncherError(Exception):
     pass
 
 
+def dies_with_parent(death_signal, libc):
+    """A preexec_fn: the child gets death_signal when this process, its parent, dies, however it
+    dies (PR_SET_PDEATHSIG). libc: ctypes' C library, or None where there is none (not Linux)."""
+    parent = os.getpid()
+
+    def preexec():
+        if libc is not None:
+            try:
+                libc.prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
+            except Exception:
+                pass
+            # The parent died between fork and prctl: nobody would send the signal.
+            if os.getppid() != parent:
+                os.kill(os.getpid(), death_signal)
+
+    return preexec
+
+
 @dataclass(eq=False)
 class Child:
     """One supervised process: what to run and how to stop it, then its runtime state."""
@@ -203,27 +221,12 @@ class Launcher:
                               env={"MEDIACRAFT_DB_POOL": str(self.web_db_pool)}))
         return children
 
-    def _preexec(self, death_signal):
-        libc, parent = self._libc, os.getpid()
-
-        def preexec():
-            if libc is not None:
-                try:
-                    libc.prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
-                except Exception:
-                    pass
-                # serve died between fork and prctl: nobody would send the signal.
-                if os.getppid() != parent:
-                    os.kill(os.getpid(), death_signal)
-
-        return preexec
-
     def start(self, child):
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **child.env}
         try:
             child.process = subprocess.Popen(
                 child.argv, cwd=self.base_dir, env=env, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=self._preexec(child.death_signal),
+                start_new_session=True, preexec_fn=dies_with_parent(child.death_signal, self._libc),
             )
         except OSError as exc:
             raise LauncherError(f"Cannot start {child.name} ({child.argv[0]}): {exc}") from None

@@ -2,6 +2,7 @@
 free port (never the machine's 6379) and points MediaCraft at it and at a temporary var/."""
 
 import atexit
+import ctypes
 import os
 import shutil
 import signal
@@ -32,12 +33,15 @@ def redis_server_binary():
 def pytest_load_initial_conftests(early_config, parser, args):
     if "MEDIACRAFT_TEST_REDIS_PID" in os.environ:
         return
+    from mediacraft.launcher import dies_with_parent
+
     var_dir = tempfile.mkdtemp(prefix="mct-", dir="/tmp")
     port = free_port()
     proc = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", var_dir, "--daemonize", "no", "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=dies_with_parent(signal.SIGTERM, ctypes.CDLL(None, use_errno=True)),
     )
     # pytest_unconfigure never runs when pytest stops before it configures (a bad option): the
     # redis-server then dies with pytest, and this removes the var/ too.
@@ -63,13 +67,6 @@ def pytest_load_initial_conftests(early_config, parser, args):
         MEDIACRAFT_RETRY_BASE_SECONDS="1",
         MEDIACRAFT_RECONCILE_SECONDS="1",
     )
-
-
-def _die_with_parent():
-    """In the redis-server child: SIGTERM when pytest dies, however it dies (PR_SET_PDEATHSIG)."""
-    import ctypes
-
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 def _stop():
