@@ -13,6 +13,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from mediacraft.heap import freeze_startup  # noqa: E402
+
 BARE_GROUP = "bench.bare"
 
 
@@ -30,3 +32,4 @@ class BareConsumer(AsyncWebsocketConsumer):
 
 application = ProtocolTypeRouter({"http": django_asgi_app,
                                   "websocket": URLRouter([path("ws/bare/", BareConsumer.as_asgi())])})
+freeze_startup()  # as production's does: the baseline differs from it only by its view

@@ -1,6 +1,7 @@
 """Workers and the scheduler are started lean: without the apps only the web process uses, and
 without the system checks (which would import the URLconf), so a worker's every fork copies less."""
 
+import json
 import subprocess
 import sys
 
@@ -64,3 +65,24 @@ def test_the_web_process_has_its_apps_and_a_bad_role_is_refused():
     done = subprocess.run([sys.executable, str(ROOT / "manage.py"), "check"], cwd=ROOT, capture_output=True,
                           text=True, env=subprocess_env({"MEDIACRAFT_PROCESS": "horse"}), timeout=60)
     assert done.returncode != 0 and "MEDIACRAFT_PROCESS must be web or background, got 'horse'" in done.stderr
+
+
+WEB_HEAP = """
+import gc, json, sys
+import mediacraft.asgi
+print(json.dumps({"walked": len(gc.get_objects()), "frozen": gc.get_freeze_count(),
+                  "urlconf": "tasks.api" in sys.modules}))
+"""
+
+
+def test_the_web_process_leaves_what_start_up_built_out_of_full_collections():
+    """A full garbage collection walks every object it tracks, a stall of the whole web process:
+    the application's module freezes what start-up built (the URLconf included), so that a full
+    pass walks only what came after."""
+    done = subprocess.run([sys.executable, "-c", WEB_HEAP], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=subprocess_env({"DJANGO_SETTINGS_MODULE": "mediacraft.settings"}))
+    assert done.returncode == 0, done.stderr[-2000:]
+    heap = json.loads(done.stdout.splitlines()[-1])
+    assert heap["urlconf"]
+    assert heap["frozen"] > 50_000
+    assert heap["walked"] < heap["frozen"] / 20
