@@ -18,6 +18,7 @@ urlpatterns = [
     path("", pages.home, name="home"),
     path("new/<slug:kind>/", pages.task_new, name="task_new"),
     path("tasks/", pages.task_list, name="task_list"),
+    path("tasks/bulk/<slug:action>/", pages.task_bulk, name="task_bulk"),
     path("tasks/<uuid:task_id>/", pages.task_detail, name="task_detail"),
     path("tasks/<uuid:task_id>/<slug:action>/", pages.task_action, name="task_action"),
     path("account/", account_pages.account, name="account"),

@@ -87,6 +87,10 @@ class CancelAllOut(Schema):
     cancelled: int
 
 
+class DeleteFinishedOut(Schema):
+    deleted: int
+
+
 def task_json(task, files=None):
     return public_task(task_snapshot(task, files))
 
@@ -198,10 +202,19 @@ def list_tasks(request, status: str = "", kind: str = "", page: int = 1, page_si
     return {"items": items, "count": count, "page": page, "pages": pages}
 
 
-@router.post("/cancel-all/", response={200: CancelAllOut}, summary="Cancel all my unfinished tasks")
-def cancel_all(request):
+@router.post("/cancel-all/", response={200: CancelAllOut, 400: ErrorOut}, summary="Cancel all my unfinished tasks")
+def cancel_all(request, kind: str = "", status: str = ""):
+    """Optionally only those of one kind, or of one unfinished status (the list's filters)."""
     user = api_user(request, write=True)
-    return {"cancelled": services.task_cancel_all(owner=user)}
+    return {"cancelled": services.task_cancel_all(owner=user, kind=kind, status=status)}
+
+
+@router.post("/delete-finished/", response={200: DeleteFinishedOut, 400: ErrorOut},
+             summary="Delete all my finished tasks and their files")
+def delete_finished(request, kind: str = "", status: str = ""):
+    """Optionally only those of one kind, or of one finished status (the list's filters)."""
+    user = api_user(request, write=True)
+    return {"deleted": services.task_delete_finished(owner=user, kind=kind, status=status)}
 
 
 @router.get("/{task_id}/", response={200: TaskOut, 404: ErrorOut}, summary="One task")

@@ -13,9 +13,9 @@ from django.db import connections
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from tasks import selectors, services
@@ -156,6 +156,10 @@ def client_strings():
         "confirm_delete": _("Delete this task and its result files? This cannot be undone."),
         "confirm_cancel": _("Cancel this task? A running tool is stopped and its partial output removed."),
         "confirm_revoke": _("Revoke this token? Scripts using it stop working at once."),
+        "confirm_cancel_all": _("Cancel every unfinished task in this list, on all its pages? Running tools are "
+                                "stopped and their partial output removed."),
+        "confirm_delete_finished": _("Delete every finished task in this list, on all its pages, with its result "
+                                     "files? This cannot be undone."),
         "copied": _("Copied to the clipboard."),
         "copy_failed": _("Could not copy; select the text and copy it yourself."),
         "stats": {key: str(label) for key, label in STAT_LABELS.items()},
@@ -482,7 +486,8 @@ def task_list(request):
     status = status if status in Task.Status.values else ""
     kind = kind if kind in TaskKind.values else ""
     qs = selectors.task_list(user=user, status=status or None, kind=kind or None)
-    count = qs.count()
+    finished, unfinished = selectors.task_counts(tasks=qs)
+    count = finished + unfinished
     pages = max(1, math.ceil(count / PAGE_SIZE))
     try:
         page = min(max(1, int(request.GET.get("page", "1"))), pages)
@@ -492,7 +497,8 @@ def task_list(request):
     has_any = count > 0 or (user is not None and selectors.task_list(user=user).exists())
     return render(request, "tasks/list.html", page_context(
         request, tasks=tasks, count=count, page=page, pages=pages, page_size=PAGE_SIZE,
-        status=status, kind=kind, has_any=has_any, filtered=bool(status or kind),
+        status=status, kind=kind, has_any=has_any, filtered=bool(status or kind), finished=finished,
+        unfinished=unfinished,
         statuses=Task.Status.choices, kind_choices=TaskKind.choices, row_template=blank_task_view(),
         live=True, nav="tasks",
     ))
@@ -540,6 +546,32 @@ def task_action(request, task_id, action):
     if action == "delete" and str(task_id) in target:
         target = reverse("task_list")
     return redirect(target)
+
+
+BULK_ACTIONS = {"cancel-all": services.task_cancel_all, "delete-finished": services.task_delete_finished}
+
+
+@require_POST
+def task_bulk(request, action):
+    """The task list's buttons for all unfinished or all finished tasks its filters show."""
+    if action not in BULK_ACTIONS:
+        raise Http404()
+    status, kind = request.POST.get("status", ""), request.POST.get("kind", "")
+    try:
+        n = BULK_ACTIONS[action](owner=viewer(request), kind=kind, status=status)
+    except ApiError as exc:
+        messages.error(request, str(exc.message))
+    else:
+        if action == "cancel-all":
+            done = (ngettext("Cancellation requested for %(n)s task.", "Cancellation requested for %(n)s tasks.",
+                             n) % {"n": n} if n else _("No unfinished tasks to cancel."))
+        else:
+            done = (ngettext("Deleted %(n)s finished task.", "Deleted %(n)s finished tasks.", n) % {"n": n}
+                    if n else _("No finished tasks to delete."))
+        (messages.success if n else messages.info)(request, done)
+    query = urlencode({name: value for name, value in (("status", status), ("kind", kind))
+                       if value in Task.Status.values or value in TaskKind.values})
+    return redirect(reverse("task_list") + (f"?{query}" if query else ""))
 
 
 def page_not_found(request, exception=None):

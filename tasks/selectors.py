@@ -2,6 +2,8 @@
 
 import uuid
 
+from django.db.models import Count, Q
+
 from tasks.errors import NotFound
 from tasks.models import Task
 
@@ -33,6 +35,13 @@ def task_list(*, user, status=None, kind=None):
     if kind:
         qs = qs.filter(kind=kind)
     return qs.order_by("-created_at", "-pk")
+
+
+def task_counts(*, tasks):
+    """(finished, unfinished) among these tasks, in one query."""
+    terminal = Q(status__in=Task.TERMINAL)
+    counts = tasks.order_by().aggregate(finished=Count("pk", filter=terminal), unfinished=Count("pk", filter=~terminal))
+    return counts["finished"], counts["unfinished"]
 
 
 def task_active_count(*, user):

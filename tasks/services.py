@@ -18,7 +18,7 @@ from django.utils.translation import ngettext
 from mediacraft.logs import task_context
 from tasks import events, metrics
 from tasks.errors import ApiError, InvalidParams
-from tasks.models import Task
+from tasks.models import Task, TaskKind
 from tasks.processors import get_processor, registry
 from tasks.queues import RUN_TASK, get_queue, queue_name_for, redis_connection
 from tasks.runtime import task_work_dir
@@ -412,15 +412,52 @@ def task_cancel(*, task):
     return task
 
 
-def task_cancel_all(*, owner):
+UNFINISHED = tuple(s for s in S if s not in Task.TERMINAL)
+
+
+def _bulk_scope(owner, kind, status, statuses, wrong_status):
+    """The owner's tasks in `statuses`, narrowed to one kind and one status when given (the task
+    list's filters). A filter that names nothing known, or a status outside `statuses`, is refused:
+    a bulk action never falls back to all tasks."""
+    if kind and kind not in TaskKind.values:
+        raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": kind[:40]}, field="kind")
+    if status and status not in S.values:
+        raise ApiError("invalid_status", _("Unknown status: %(value)s.") % {"value": status[:40]}, field="status")
+    if status and status not in statuses:
+        raise ApiError("invalid_status", wrong_status % {"status": S(status).label}, field="status")
+    if owner is None:  # a visitor without an identity yet has no tasks
+        return Task.objects.none()
+    tasks = Task.objects.filter(owner=owner, status__in=[status] if status else list(statuses))
+    return tasks.filter(kind=kind) if kind else tasks
+
+
+def task_cancel_all(*, owner, kind="", status=""):
+    """Cancel each of the owner's unfinished tasks (of one kind or status, when given); returns how many."""
+    scope = _bulk_scope(owner, kind, status, UNFINISHED,
+                        _("Only unfinished tasks can be cancelled; “%(status)s” tasks have finished."))
     count = 0
-    for task in Task.objects.filter(owner=owner).exclude(status__in=Task.TERMINAL):
+    for task in scope:
         try:
             task_cancel(task=task)
             count += 1
         except ApiError:
             pass  # finished meanwhile
     return count
+
+
+def task_delete_finished(*, owner, kind="", status=""):
+    """Delete the owner's finished tasks (of one kind or status, when given) and their files, in one
+    transaction; returns how many."""
+    with transaction.atomic():
+        scope = _bulk_scope(owner, kind, status, Task.TERMINAL,
+                            _("Only finished tasks can be deleted; “%(status)s” tasks have not finished."))
+        # Locked, so that none of them is retried (and so unfinished) before it is deleted.
+        ids = list(scope.select_for_update().values_list("pk", flat=True))
+        for start in range(0, len(ids), 500):
+            Task.objects.filter(pk__in=ids[start:start + 500]).delete()
+        if ids:
+            transaction.on_commit(functools.partial(_deleted, ids, owner.pk), robust=True)
+    return len(ids)
 
 
 def task_retry(*, task):
@@ -460,8 +497,14 @@ def task_delete(*, task):
     with transaction.atomic():
         if not Task.objects.filter(pk=task_id, status__in=Task.TERMINAL).delete()[0]:
             raise ApiError("not_deletable", _("Cancel the task before deleting it."), status=409)
-        transaction.on_commit(lambda: shutil.rmtree(task_work_dir(task_id), ignore_errors=True), robust=True)
-        transaction.on_commit(functools.partial(events.broadcast_deleted, task_id, owner_id), robust=True)
+        transaction.on_commit(functools.partial(_deleted, [task_id], owner_id), robust=True)
+
+
+def _deleted(task_ids, owner_id):
+    """After tasks are deleted: what their runs left on disk goes, and their owner's pages drop them."""
+    for task_id in task_ids:
+        shutil.rmtree(task_work_dir(task_id), ignore_errors=True)
+        events.broadcast_deleted(task_id, owner_id)
 
 
 def reconcile():

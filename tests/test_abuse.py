@@ -264,7 +264,8 @@ OBJECT_ROUTES = {
                                                                 anonymous=(302, 405)),
 }
 # Routes with a parameter that is not an object of anyone's: the kind of a new-task form.
-NOT_OBJECT_ROUTES = {"new/<slug:kind>/": "a task kind, the same for everyone"}
+NOT_OBJECT_ROUTES = {"new/<slug:kind>/": "a task kind, the same for everyone",
+                     "tasks/bulk/<slug:action>/": "acts on the caller's own tasks (tests/test_pages_views.py)"}
 
 
 def attempts_for(spec, w):
@@ -426,6 +427,7 @@ class Write:
 CSRF_API = {
     ("POST", "api/tasks/"): Write("/api/tasks/", {"kind": "command", "params": {"template": "fake"}}),
     ("POST", "api/tasks/cancel-all/"): Write("/api/tasks/cancel-all/"),
+    ("POST", "api/tasks/delete-finished/"): Write("/api/tasks/delete-finished/"),
     ("DELETE", "api/tasks/<task_id>/"): Write("/api/tasks/{task:command/finished}/"),
     ("POST", "api/tasks/<task_id>/cancel/"): Write("/api/tasks/{task:command/waiting}/cancel/"),
     ("POST", "api/tasks/<task_id>/retry/"): Write("/api/tasks/{task:command/finished}/retry/"),
@@ -854,7 +856,7 @@ BAD_BODIES = {
 
 def test_it_covers_every_api_route_that_reads_a_body():
     assert {concrete(r, {}) for m, r in api_operations() if m == "POST" and not takes_a_parameter(r)} - {
-        "/api/tasks/cancel-all/", "/api/account/logout/"} == set(BODY_ROUTES)
+        "/api/tasks/cancel-all/", "/api/tasks/delete-finished/", "/api/account/logout/"} == set(BODY_ROUTES)
 
 
 @pytest.mark.parametrize("url", BODY_ROUTES)

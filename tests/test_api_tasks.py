@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
-from tasks.models import CommandTemplate, Task
+from tasks.models import CommandTemplate, Task, TaskKind
 from tests.conftest import submit_command, wait_for
 
 S = Task.Status
@@ -492,6 +492,93 @@ def test_it_cancels_all_my_unfinished_tasks_and_only_mine(alice, bob, tool, clie
     statuses = dict(Task.objects.values_list("pk", "status"))
     assert statuses == {pending.pk: S.CANCELLED, queued.pk: S.CANCELLED, done.pk: S.COMPLETED, bobs.pk: S.QUEUED}
     assert client_for(alice).post(f"{TASKS}cancel-all/").json() == {"cancelled": 0}
+
+
+def other_kind_task(owner, status):
+    """A task of another kind than command, stored directly in this status."""
+    return Task.objects.create(owner=owner, kind=TaskKind.DOWNLOAD, params={"urls": ["http://example.com/a"]},
+                               status=status, timeout=60)
+
+
+def output_on_disk(task):
+    """A result file of the task: its row and its file under the task's folder."""
+    from storage import services as storage
+    from tasks.runtime import task_work_dir
+
+    out = task_work_dir(task.pk) / "output"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.txt").write_text("result")
+    return storage.file_register_output(task=task, path=out / "result.txt", name="result.txt")
+
+
+def test_it_deletes_all_my_finished_tasks_with_their_files_and_nothing_else(
+        alice, bob, tool, client_for, django_capture_on_commit_callbacks):
+    from storage.models import StoredFile
+    from tasks.runtime import task_work_dir
+
+    completed, failed, cancelled, timed_out, pending, running = make_tasks(alice, 6)
+    for task, status in ((completed, S.COMPLETED), (failed, S.FAILED), (cancelled, S.CANCELLED),
+                         (timed_out, S.TIMEOUT), (pending, S.PENDING), (running, S.RUNNING)):
+        set_status(task, status)
+    result = output_on_disk(completed)
+    (bobs,) = make_tasks(bob, 1)
+    set_status(bobs, S.COMPLETED)
+    bobs_result = output_on_disk(bobs)
+    client = client_for(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"{TASKS}delete-finished/")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"deleted": 4}
+    assert set(Task.objects.values_list("pk", flat=True)) == {pending.pk, running.pk, bobs.pk}
+    assert not StoredFile.objects.filter(pk=result.pk).exists() and not result.abs_path.exists()
+    assert not task_work_dir(completed.pk).exists()
+    assert StoredFile.objects.filter(pk=bobs_result.pk).exists() and bobs_result.abs_path.exists()
+    assert_error(client.get(task_url(completed)), 404, "not_found")
+    assert client.post(f"{TASKS}delete-finished/").json() == {"deleted": 0}
+
+
+@pytest.mark.parametrize("action, answer, kept_status, taken_status", [
+    ("cancel-all", "cancelled", S.PENDING, S.QUEUED),
+    ("delete-finished", "deleted", S.COMPLETED, S.FAILED),
+])
+def test_a_bulk_action_takes_only_one_kind_or_one_status_when_asked(alice, tool, client_for, action, answer,
+                                                                      kept_status, taken_status):
+    kept, taken = make_tasks(alice, 2)
+    set_status(kept, kept_status)
+    set_status(taken, taken_status)
+    download = other_kind_task(alice, kept_status)
+    client = client_for(alice)
+    assert client.post(f"{TASKS}{action}/?kind=download").json() == {answer: 1}
+    assert client.post(f"{TASKS}{action}/?status={taken_status}").json() == {answer: 1}
+    taken_now = {S.CANCELLED} if action == "cancel-all" else set()  # cancelled, or gone
+    assert dict(Task.objects.values_list("pk", "status")) == {
+        kept.pk: kept_status, **{t.pk: status for t in (taken, download) for status in taken_now}}
+
+
+@pytest.mark.parametrize("url, code, names", [
+    ("delete-finished/?status=running", "invalid_status", "Running"),
+    ("delete-finished/?status=pending", "invalid_status", "Pending"),
+    ("cancel-all/?status=completed", "invalid_status", "Completed"),
+    ("cancel-all/?status=done", "invalid_status", "done"),
+    ("delete-finished/?status=finished", "invalid_status", "finished"),
+    ("delete-finished/?kind=transcode", "unknown_kind", "transcode"),
+    ("cancel-all/?kind=transcode&status=pending", "unknown_kind", "transcode"),
+])
+def test_it_refuses_a_bulk_filter_that_names_nothing_or_the_wrong_tasks(alice, tool, client_for, url, code, names):
+    """Never a fallback to all tasks: a filter that cannot apply is a 400 naming it, and nothing changes."""
+    tasks = make_tasks(alice, 4)
+    for task, status in zip(tasks, (S.COMPLETED, S.FAILED, S.RUNNING)):
+        set_status(task, status)
+    before = dict(Task.objects.values_list("pk", "status"))
+    error = assert_error(client_for(alice).post(TASKS + url), 400, code, field=code == "unknown_kind" and "kind" or "status")
+    assert names in error["message"]
+    assert dict(Task.objects.values_list("pk", "status")) == before
+
+
+def test_it_tells_a_wrong_bulk_filter_in_chinese(alice, tool, client_for):
+    error = assert_error(client_for(alice).post(f"{TASKS}delete-finished/?status=running",
+                                                headers={"Accept-Language": "zh-hans"}), 400, "invalid_status")
+    assert error["message"] == "只能删除已结束的任务；“运行中”的任务尚未结束。"
 
 
 @pytest.mark.parametrize("status", [S.FAILED, S.CANCELLED, S.TIMEOUT])

@@ -270,6 +270,38 @@ def test_it_drops_a_row_that_no_longer_matches_the_filter(server, transactional_
     assert_not_reloaded(page)
 
 
+def test_it_cancels_all_then_deletes_all_from_the_list_and_another_tab_follows(
+        server, transactional_db, redis_conn, slow_tool, new_page):
+    page = new_page()
+    page.goto(f"{server.url}/tasks/")
+    ids = [api_post(page, server.url, "/api/tasks/", {
+        "kind": "command", "params": {"template": "slow", "args": {"steps": 1}}})["task_id"] for _ in range(3)]
+    other = new_page(page.context)
+    other.goto(f"{server.url}/tasks/")
+    wait_for(lambda: other.locator("[data-live-indicator]").get_attribute("data-state") == "live", 10, message="live")
+    mark_document(other)
+    page.goto(f"{server.url}/tasks/")
+    assert not page.get_by_role("button", name="Delete all finished").count()
+    page.get_by_role("button", name="Cancel all unfinished").click()
+    page.locator("[data-confirm-dialog]").get_by_role("button", name="Yes, go ahead").click()
+    page.get_by_text("Cancellation requested for 3 tasks.").wait_for()
+    assert sorted(Task.objects.filter(pk__in=ids).values_list("status", flat=True)) == [S.CANCELLED] * 3
+    for task_id in ids:  # the other tab saw each change live
+        badge = other.locator(f'[data-task-id="{task_id}"] [data-f="status_label"]')
+        wait_for(lambda: badge.inner_text() == "Cancelled", 10, message="cancelled in the other tab")
+
+    page.get_by_role("button", name="Delete all finished").click()
+    dialog = page.locator("[data-confirm-dialog]")
+    assert "every finished task in this list" in dialog.inner_text()
+    dialog.get_by_role("button", name="Yes, go ahead").click()
+    page.get_by_text("Deleted 3 finished tasks.").wait_for()
+    assert not Task.objects.filter(pk__in=ids).exists()
+    for task_id in ids:
+        other.locator(f'[data-task-id="{task_id}"]').wait_for(state="detached", timeout=10000)
+    assert other.locator("[data-count]").inner_text() == "0"
+    assert_not_reloaded(other)
+
+
 def test_it_switches_to_chinese_on_every_page_and_stays_live(server, workers, slow_tool, new_page):
     workers(1)
     page = new_page(locale="en-US")

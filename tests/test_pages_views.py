@@ -222,6 +222,59 @@ def test_it_runs_the_actions_without_javascript(open_tool, alice):
     assert browser.post(f"/tasks/{task.pk}/explode/").status_code == 404
 
 
+def test_it_cancels_all_unfinished_and_deletes_all_finished_tasks_its_filters_show(open_tool, alice, bob):
+    tasks = {name: make_task(alice, title=name, status=status, kind=kind) for name, status, kind in (
+        ("done", S.COMPLETED, TaskKind.COMMAND), ("broke", S.FAILED, TaskKind.COMMAND),
+        ("waits", S.PENDING, TaskKind.COMMAND), ("fetch", S.PENDING, TaskKind.DOWNLOAD),
+        ("fetched", S.COMPLETED, TaskKind.DOWNLOAD))}
+    bobs = [make_task(bob, status=S.COMPLETED), make_task(bob, status=S.PENDING)]
+    browser = Client()
+    browser.force_login(alice)
+    listed = html_text(browser.get("/tasks/?kind=download"))
+    assert "Cancel all unfinished" in listed and "Delete all finished" in listed
+    assert re.search(r'action="/tasks/bulk/delete-finished/" data-confirm="confirm_delete_finished">.*?'
+                     r'name="status" value="">.*?name="kind" value="download">', listed)
+    # Only what the filters show: the download tasks.
+    response = browser.post("/tasks/bulk/cancel-all/", {"kind": "download", "status": ""})
+    assert response.status_code == 302 and response["Location"] == "/tasks/?kind=download"
+    assert "Cancellation requested for 1 task." in html_text(browser.get(response["Location"]))
+    response = browser.post("/tasks/bulk/delete-finished/", {"kind": "download", "status": ""})
+    assert "Deleted 2 finished tasks." in html_text(browser.get(response["Location"]))
+    assert set(Task.objects.filter(owner=alice).values_list("title", flat=True)) == {"done", "broke", "waits"}
+    # A status filter the action cannot take is refused, naming it; nothing changes.
+    response = browser.post("/tasks/bulk/delete-finished/", {"status": "pending"})
+    assert response["Location"] == "/tasks/?status=pending"
+    assert "Only finished tasks can be deleted; “Pending” tasks have not finished." in html_text(
+        browser.get(response["Location"]))
+    assert Task.objects.filter(owner=alice).count() == 3
+    response = browser.post("/tasks/bulk/delete-finished/", {"status": "failed"})
+    assert "Deleted 1 finished task." in html_text(browser.get(response["Location"]))
+    # Nothing left to do: said so; the buttons are there only for what there is.
+    browser.post("/tasks/bulk/cancel-all/")
+    assert "No finished tasks to delete." in html_text(browser.get(browser.post("/tasks/bulk/delete-finished/", {
+        "status": "timeout"})["Location"]))
+    assert "No unfinished tasks to cancel." in html_text(browser.get(browser.post("/tasks/bulk/cancel-all/")["Location"]))
+    listed = html_text(browser.get("/tasks/"))
+    assert "Delete all finished" in listed and "Cancel all unfinished" not in listed
+    assert browser.post("/tasks/bulk/explode/").status_code == 404
+    assert browser.get("/tasks/bulk/cancel-all/").status_code == 405
+    assert Task.objects.filter(pk__in=[t.pk for t in bobs]).count() == 2
+    assert sorted(Task.objects.filter(owner=bob).values_list("status", flat=True)) == [S.COMPLETED, S.PENDING]
+
+
+def test_its_bulk_buttons_touch_nobody_elses_tasks(open_tool, alice, bob):
+    alices = [make_task(alice, status=S.COMPLETED), make_task(alice, status=S.PENDING)]
+    anonymous, bobs_browser = Client(), Client()
+    bobs_browser.force_login(bob)
+    for browser in (anonymous, bobs_browser):
+        for action in ("cancel-all", "delete-finished"):
+            response = browser.post(f"/tasks/bulk/{action}/")
+            assert response.status_code == 302
+            assert "No " in html_text(browser.get(response["Location"]))
+    assert [Task.objects.get(pk=t.pk).status for t in alices] == [S.COMPLETED, S.PENDING]
+    assert get_user_model().objects.count() == 2  # no visitor made for nothing
+
+
 def test_it_needs_csrf_on_page_forms(open_tool, alice):
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(alice)
