@@ -186,16 +186,14 @@ def submit(request):
 
 
 @router.get("/", response={200: TaskListOut, 400: ErrorOut}, summary="List my tasks")
-def list_tasks(request, status: str = "", kind: str = "", page: int = 1, page_size: int = 20):
-    if status and status not in Task.Status.values:
-        raise ApiError("invalid_status", _("Unknown status: %(value)s.") % {"value": status[:40]}, field="status")
-    if kind and kind not in TaskKind.values:
-        raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": kind[:40]}, field="kind")
+def list_tasks(request, status: str = "", kind: str = "", q: str = "", page: int = 1, page_size: int = 20):
+    """q: only tasks whose title contains this text (any case)."""
+    status, kind, q = selectors.task_filters(status=status, kind=kind, q=q)
     if not 1 <= page_size <= 100:
         raise ApiError("invalid_page", _("page_size must be from 1 to 100."), field="page_size")
     if page < 1:
         raise ApiError("invalid_page", _("page must be 1 or more."), field="page")
-    qs = selectors.task_list(user=api_user(request), status=status or None, kind=kind or None)
+    qs = selectors.task_list(user=api_user(request), status=status or None, kind=kind or None, q=q or None)
     count = qs.count()
     pages = max(1, math.ceil(count / page_size))
     items = [task_json(t) for t in qs[(page - 1) * page_size : page * page_size]] if page <= pages else []
@@ -203,18 +201,20 @@ def list_tasks(request, status: str = "", kind: str = "", page: int = 1, page_si
 
 
 @router.post("/cancel-all/", response={200: CancelAllOut, 400: ErrorOut}, summary="Cancel all my unfinished tasks")
-def cancel_all(request, kind: str = "", status: str = ""):
-    """Optionally only those of one kind, or of one unfinished status (the list's filters)."""
+def cancel_all(request, kind: str = "", status: str = "", q: str = ""):
+    """Optionally only those the list's filters show: of one kind, of one unfinished status, with
+    this text in their title."""
     user = api_user(request, write=True)
-    return {"cancelled": services.task_cancel_all(owner=user, kind=kind, status=status)}
+    return {"cancelled": services.task_cancel_all(owner=user, kind=kind, status=status, q=q)}
 
 
 @router.post("/delete-finished/", response={200: DeleteFinishedOut, 400: ErrorOut},
              summary="Delete all my finished tasks and their files")
-def delete_finished(request, kind: str = "", status: str = ""):
-    """Optionally only those of one kind, or of one finished status (the list's filters)."""
+def delete_finished(request, kind: str = "", status: str = "", q: str = ""):
+    """Optionally only those the list's filters show: of one kind, of one finished status, with
+    this text in their title."""
     user = api_user(request, write=True)
-    return {"deleted": services.task_delete_finished(owner=user, kind=kind, status=status)}
+    return {"deleted": services.task_delete_finished(owner=user, kind=kind, status=status, q=q)}
 
 
 @router.get("/{task_id}/", response={200: TaskOut, 404: ErrorOut}, summary="One task")

@@ -481,11 +481,9 @@ def _submit(request, user, kind, form):
 @require_GET
 def task_list(request):
     user = viewer(request)
-    status = request.GET.get("status", "")
-    kind = request.GET.get("kind", "")
-    status = status if status in Task.Status.values else ""
-    kind = kind if kind in TaskKind.values else ""
-    qs = selectors.task_list(user=user, status=status or None, kind=kind or None)
+    filters = shown_filters(request.GET)
+    status, kind, q = filters.values()
+    qs = selectors.task_list(user=user, status=status or None, kind=kind or None, q=q or None)
     finished, unfinished = selectors.task_counts(tasks=qs)
     count = finished + unfinished
     pages = max(1, math.ceil(count / PAGE_SIZE))
@@ -497,11 +495,24 @@ def task_list(request):
     has_any = count > 0 or (user is not None and selectors.task_list(user=user).exists())
     return render(request, "tasks/list.html", page_context(
         request, tasks=tasks, count=count, page=page, pages=pages, page_size=PAGE_SIZE,
-        status=status, kind=kind, has_any=has_any, filtered=bool(status or kind), finished=finished,
+        status=status, kind=kind, q=q, filter_query=urlencode({k: v for k, v in filters.items() if v}),
+        max_search=selectors.MAX_SEARCH, has_any=has_any, filtered=bool(status or kind or q), finished=finished,
         unfinished=unfinished,
         statuses=Task.Status.choices, kind_choices=TaskKind.choices, row_template=blank_task_view(),
         live=True, nav="tasks",
     ))
+
+
+def shown_filters(data):
+    """{status, kind, q}: the list's filters as the list can use them; one that names nothing (or
+    a search text no title can hold) is no filter."""
+    status, kind = data.get("status", ""), data.get("kind", "")
+    try:
+        q = selectors.task_filters(q=data.get("q", ""))[2]
+    except ApiError:
+        q = ""
+    return {"status": status if status in Task.Status.values else "", "kind": kind if kind in TaskKind.values else "",
+            "q": q}
 
 
 def _get_task(request, task_id):
@@ -556,9 +567,9 @@ def task_bulk(request, action):
     """The task list's buttons for all unfinished or all finished tasks its filters show."""
     if action not in BULK_ACTIONS:
         raise Http404()
-    status, kind = request.POST.get("status", ""), request.POST.get("kind", "")
+    status, kind, q = (request.POST.get(name, "") for name in ("status", "kind", "q"))
     try:
-        n = BULK_ACTIONS[action](owner=viewer(request), kind=kind, status=status)
+        n = BULK_ACTIONS[action](owner=viewer(request), kind=kind, status=status, q=q)
     except ApiError as exc:
         messages.error(request, str(exc.message))
     else:
@@ -569,8 +580,7 @@ def task_bulk(request, action):
             done = (ngettext("Deleted %(n)s finished task.", "Deleted %(n)s finished tasks.", n) % {"n": n}
                     if n else _("No finished tasks to delete."))
         (messages.success if n else messages.info)(request, done)
-    query = urlencode({name: value for name, value in (("status", status), ("kind", kind))
-                       if value in Task.Status.values or value in TaskKind.values})
+    query = urlencode({name: value for name, value in shown_filters(request.POST).items() if value})
     return redirect(reverse("task_list") + (f"?{query}" if query else ""))
 
 

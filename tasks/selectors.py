@@ -3,9 +3,10 @@
 import uuid
 
 from django.db.models import Count, Q
+from django.utils.translation import gettext as _
 
-from tasks.errors import NotFound
-from tasks.models import Task
+from tasks.errors import ApiError, NotFound
+from tasks.models import Task, TaskKind
 
 
 def task_get_for_user(*, user, task_id):
@@ -26,7 +27,25 @@ def task_owner_id(*, task_id):
     return Task.objects.filter(pk=task_id).values_list("owner_id", flat=True).first()
 
 
-def task_list(*, user, status=None, kind=None):
+MAX_SEARCH = 200
+
+
+def task_filters(*, status="", kind="", q=""):
+    """The task list's filters, checked: (status, kind, search text). Raises ApiError naming the
+    one that names nothing (or a search text no title can hold)."""
+    if status and status not in Task.Status.values:
+        raise ApiError("invalid_status", _("Unknown status: %(value)s.") % {"value": status[:40]}, field="status")
+    if kind and kind not in TaskKind.values:
+        raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": kind[:40]}, field="kind")
+    q = q.strip()
+    if len(q) > MAX_SEARCH or not q.isprintable():
+        raise ApiError("invalid_search", _("The search text must be at most %(n)s printable characters.")
+                       % {"n": MAX_SEARCH}, field="q")
+    return status, kind, q
+
+
+def task_list(*, user, status=None, kind=None, q=None):
+    """The user's tasks, newest first; q: text their titles contain (any case)."""
     if user is None or not user.is_authenticated:
         return Task.objects.none()
     qs = Task.objects.filter(owner=user)
@@ -34,6 +53,8 @@ def task_list(*, user, status=None, kind=None):
         qs = qs.filter(status=status)
     if kind:
         qs = qs.filter(kind=kind)
+    if q:
+        qs = qs.filter(title__icontains=q)
     return qs.order_by("-created_at", "-pk")
 
 

@@ -16,9 +16,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from mediacraft.logs import task_context
-from tasks import events, metrics
+from tasks import events, metrics, selectors
 from tasks.errors import ApiError, InvalidParams
-from tasks.models import Task, TaskKind
+from tasks.models import Task
 from tasks.processors import get_processor, registry
 from tasks.queues import RUN_TASK, get_queue, queue_name_for, redis_connection
 from tasks.runtime import task_work_dir
@@ -415,25 +415,20 @@ def task_cancel(*, task):
 UNFINISHED = tuple(s for s in S if s not in Task.TERMINAL)
 
 
-def _bulk_scope(owner, kind, status, statuses, wrong_status):
-    """The owner's tasks in `statuses`, narrowed to one kind and one status when given (the task
-    list's filters). A filter that names nothing known, or a status outside `statuses`, is refused:
-    a bulk action never falls back to all tasks."""
-    if kind and kind not in TaskKind.values:
-        raise ApiError("unknown_kind", _("Unknown task kind: %(kind)s.") % {"kind": kind[:40]}, field="kind")
-    if status and status not in S.values:
-        raise ApiError("invalid_status", _("Unknown status: %(value)s.") % {"value": status[:40]}, field="status")
+def _bulk_scope(owner, kind, status, q, statuses, wrong_status):
+    """The owner's tasks in `statuses` that the task list's filters show (one kind, one status, a
+    text in the title, when given). A filter that names nothing, or a status outside `statuses`, is
+    refused: a bulk action never falls back to all tasks."""
+    status, kind, q = selectors.task_filters(status=status, kind=kind, q=q)
     if status and status not in statuses:
         raise ApiError("invalid_status", wrong_status % {"status": S(status).label}, field="status")
-    if owner is None:  # a visitor without an identity yet has no tasks
-        return Task.objects.none()
-    tasks = Task.objects.filter(owner=owner, status__in=[status] if status else list(statuses))
-    return tasks.filter(kind=kind) if kind else tasks
+    tasks = selectors.task_list(user=owner, kind=kind or None, q=q or None)
+    return tasks.filter(status__in=[status] if status else list(statuses))
 
 
-def task_cancel_all(*, owner, kind="", status=""):
-    """Cancel each of the owner's unfinished tasks (of one kind or status, when given); returns how many."""
-    scope = _bulk_scope(owner, kind, status, UNFINISHED,
+def task_cancel_all(*, owner, kind="", status="", q=""):
+    """Cancel each of the owner's unfinished tasks that the list's filters show; returns how many."""
+    scope = _bulk_scope(owner, kind, status, q, UNFINISHED,
                         _("Only unfinished tasks can be cancelled; “%(status)s” tasks have finished."))
     count = 0
     for task in scope:
@@ -445,11 +440,11 @@ def task_cancel_all(*, owner, kind="", status=""):
     return count
 
 
-def task_delete_finished(*, owner, kind="", status=""):
-    """Delete the owner's finished tasks (of one kind or status, when given) and their files, in one
+def task_delete_finished(*, owner, kind="", status="", q=""):
+    """Delete the owner's finished tasks that the list's filters show, and their files, in one
     transaction; returns how many."""
     with transaction.atomic():
-        scope = _bulk_scope(owner, kind, status, Task.TERMINAL,
+        scope = _bulk_scope(owner, kind, status, q, Task.TERMINAL,
                             _("Only finished tasks can be deleted; “%(status)s” tasks have not finished."))
         # Locked, so that none of them is retried (and so unfinished) before it is deleted.
         ids = list(scope.select_for_update().values_list("pk", flat=True))

@@ -361,6 +361,28 @@ def test_it_filters_the_list_by_status_and_kind(alice, tool, client_for):
     assert client.get(TASKS, {"kind": "command", "status": "completed"}).json()["count"] == 0
 
 
+def titled(owner, *titles):
+    return [submit_command(owner, title=title) for title in titles]
+
+
+def test_it_searches_the_titles_in_any_case_and_takes_wildcards_literally(alice, bob, tool, client_for):
+    nightly, backup, weekly, percent, plain = titled(alice, "Nightly Export", "nightly backup", "Weekly export",
+                                                     "100% done", "100 done")
+    titled(bob, "nightly bob")
+    set_status(backup, S.FAILED)
+    client = client_for(alice)
+
+    def found(**query):
+        return {t["task_id"] for t in client.get(TASKS, query).json()["items"]}
+
+    assert found(q="export") == {str(nightly.pk), str(weekly.pk)}
+    assert found(q="  NIGHTLY ") == {str(nightly.pk), str(backup.pk)}
+    assert found(q="nightly", status="failed") == {str(backup.pk)}
+    assert found(q="%") == {str(percent.pk)}
+    assert found(q="0_d") == set()
+    assert client.get(TASKS, {"q": "nothing like it"}).json()["count"] == 0
+
+
 def test_it_paginates_the_list(alice, tool, client_for):
     tasks = [str(t.pk) for t in reversed(make_tasks(alice, 5))]
     client = client_for(alice)
@@ -380,6 +402,9 @@ BAD_LIST_QUERIES = {
     "page 0": ({"page": 0}, "invalid_page"),
     "page not a number": ({"page": "two"}, "invalid"),
     "page_size not a number": ({"page_size": "lots"}, "invalid"),
+    "search text too long": ({"q": "x" * 201}, "invalid_search"),
+    "search text with a NUL byte": ({"q": "a\x00b"}, "invalid_search"),
+    "search text with a control character": ({"q": "a\tb"}, "invalid_search"),
 }
 
 
@@ -573,6 +598,19 @@ def test_it_refuses_a_bulk_filter_that_names_nothing_or_the_wrong_tasks(alice, t
     error = assert_error(client_for(alice).post(TASKS + url), 400, code, field=code == "unknown_kind" and "kind" or "status")
     assert names in error["message"]
     assert dict(Task.objects.values_list("pk", "status")) == before
+
+
+def test_a_bulk_action_takes_only_the_tasks_whose_title_has_the_search_text(alice, tool, client_for):
+    nightly, weekly, running = titled(alice, "Nightly export", "Weekly export", "nightly run")
+    set_status(nightly, S.COMPLETED)
+    set_status(weekly, S.COMPLETED)
+    set_status(running, S.RUNNING)
+    client = client_for(alice)
+    assert client.post(f"{TASKS}delete-finished/?q=NIGHTLY").json() == {"deleted": 1}
+    assert set(Task.objects.values_list("pk", flat=True)) == {weekly.pk, running.pk}
+    assert client.post(f"{TASKS}cancel-all/?q=weekly").json() == {"cancelled": 0}
+    assert_error(client.post(f"{TASKS}delete-finished/?q=" + "x" * 201), 400, "invalid_search", field="q")
+    assert Task.objects.count() == 2
 
 
 def test_it_tells_a_wrong_bulk_filter_in_chinese(alice, tool, client_for):

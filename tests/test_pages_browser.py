@@ -270,6 +270,31 @@ def test_it_drops_a_row_that_no_longer_matches_the_filter(server, transactional_
     assert_not_reloaded(page)
 
 
+def test_it_adds_only_tasks_whose_title_has_the_search_text_to_a_searched_list(
+        server, transactional_db, redis_conn, slow_tool, new_page):
+    page = new_page()
+    page.goto(f"{server.url}/tasks/")
+
+    def submit(title):
+        return api_post(page, server.url, "/api/tasks/", {
+            "kind": "command", "title": title, "params": {"template": "slow", "args": {"steps": 1}}})["task_id"]
+
+    earlier = submit("earlier run")  # the filters show once there is a task
+    page.goto(f"{server.url}/tasks/")
+    page.get_by_label("Title contains").fill("Nightly")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url("**/tasks/?*q=Nightly*")
+    wait_for(lambda: page.locator("[data-live-indicator]").get_attribute("data-state") == "live", 10, message="live")
+    mark_document(page)
+    assert page.locator("[data-count]").inner_text() == "0"
+    other = submit("other run")
+    nightly = submit("nightly run")
+    page.locator(f'[data-task-id="{nightly}"]').wait_for()
+    assert not page.locator(f'[data-task-id="{other}"], [data-task-id="{earlier}"]').count()
+    assert page.locator("[data-count]").inner_text() == "1"
+    assert_not_reloaded(page)
+
+
 def test_it_cancels_all_then_deletes_all_from_the_list_and_another_tab_follows(
         server, transactional_db, redis_conn, slow_tool, new_page):
     page = new_page()

@@ -168,6 +168,30 @@ def test_it_lists_my_tasks_newest_first_with_filters_and_pages(open_tool, alice,
     assert junk.status_code == 200
 
 
+def test_it_searches_the_titles_and_keeps_the_search_across_pages_and_bulk_buttons(open_tool, alice, monkeypatch):
+    monkeypatch.setattr("tasks.pages.PAGE_SIZE", 2)
+    now = timezone.now()
+    for i, title in enumerate(["Nightly export 1", "weekly export", "nightly export 2", "NIGHTLY export 3"]):
+        task = make_task(alice, title=title)
+        Task.objects.filter(pk=task.pk).update(created_at=now - timezone.timedelta(minutes=10 - i))
+    browser = Client()
+    browser.force_login(alice)
+    first = html_text(browser.get("/tasks/", {"q": "nightly"}))
+    assert re.findall(r'data-f="display_title"[^>]*>([^<]*export[^<]*)<', first) == ["NIGHTLY export 3", "nightly export 2"]
+    assert 'name="q" value="nightly"' in first and 'data-q="nightly"' in first
+    assert 'rel="next" href="?q=nightly&amp;page=2"' in first and "Page 1 of 2" in first
+    assert '<input type="hidden" name="q" value="nightly">' in first and "Clear filters" in first
+    second = html_text(browser.get("/tasks/", {"q": "nightly", "page": "2"}))
+    assert re.findall(r'data-f="display_title"[^>]*>([^<]*export[^<]*)<', second) == ["Nightly export 1"]
+    response = browser.post("/tasks/bulk/delete-finished/", {"q": "nightly", "status": "", "kind": ""})
+    assert response["Location"] == "/tasks/?q=nightly"
+    assert "Deleted 3 finished tasks." in html_text(browser.get(response["Location"]))
+    assert list(Task.objects.values_list("title", flat=True)) == ["weekly export"]
+    # A search no title can hold is no filter on the page (the API answers it with a 400).
+    junk = html_text(browser.get("/tasks/", {"q": "a\x00b"}))
+    assert "weekly export" in junk and 'name="q" value=""' in junk
+
+
 def test_it_shows_an_empty_state_to_a_new_visitor(open_tool):
     text = html_text(Client().get("/tasks/"))
     assert "No tasks yet" in text and 'href="/"' in text

@@ -254,8 +254,9 @@ export class TaskList {
   }
 
   matches(task) {
-    const { status, kind } = this.list.dataset;
-    return (!status || task.status === status) && (!kind || task.kind === kind);
+    const { status, kind, q } = this.list.dataset;
+    return (!status || task.status === status) && (!kind || task.kind === kind)
+      && (!q || (task.title || "").toLowerCase().includes(q.toLowerCase()));
   }
 
   // What events did while a poll was on its way: its answer may be older than they are.
@@ -313,10 +314,9 @@ export class TaskList {
 
   // While the socket is down: the same page of the API, drawn in its order.
   async poll() {
-    const { status = "", kind = "", page = "1" } = this.list.dataset;
+    const { status = "", kind = "", q = "", page = "1" } = this.list.dataset;
     const query = new URLSearchParams({ page, page_size: String(this.limit) });
-    if (status) query.set("status", status);
-    if (kind) query.set("kind", kind);
+    for (const [name, value] of Object.entries({ status, kind, q })) if (value) query.set(name, value);
     const recent = new Map();
     this.recent = recent;
     let body;
