@@ -42,6 +42,11 @@ class MultipleFileField(forms.FileField):
         return [single] if single else []
 
 
+def as_lines(values):
+    """A list param back as the text of its textarea: one line each, an empty one for None."""
+    return "\n".join("" if value is None else str(value) for value in values).rstrip("\n")
+
+
 class TaskForm(forms.Form):
     """Base of every kind's new-task form. Subclasses add the kind's fields; the common ones
     (title, priority) are added here and are not params."""
@@ -65,6 +70,15 @@ class TaskForm(forms.Form):
         neither common nor an upload, by its name."""
         skip = set(self.COMMON_FIELDS) | set(self.upload_fields())
         return {name: value for name, value in self.cleaned_data.items() if name not in skip}
+
+    def initial_for(self, params):
+        """Initial values of this form for a new task with these params (a task's, as its kind's
+        validate() stored them), or None when the form cannot carry them all (a kind's stored
+        uploads, say: nobody can choose a file for the user). Default: each param in the field
+        of its name, a list as lines."""
+        if not set(params) <= set(self.fields) - set(self.COMMON_FIELDS) - set(self.upload_fields()):
+            return None
+        return {name: as_lines(value) if isinstance(value, list) else value for name, value in params.items()}
 
     def param_fields(self):
         """{param path as InvalidParams names it: form field name}. Default: the field names."""

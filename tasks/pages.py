@@ -422,6 +422,8 @@ def task_new(request, kind=None):
         raise Http404()
     if request.method != "POST":
         initial = {"template": request.GET["template"]} if request.GET.get("template") else {}
+        if request.GET.get("from"):
+            initial = copied_task(user, form_class, kind, request.GET["from"]) or initial
         form = form_class(prefix=kind, initial=initial)
         return render(request, "tasks/new.html", _new_task_context(request, kinds, kind, form))
 
@@ -454,6 +456,26 @@ def task_new(request, kind=None):
                   for name, errs in form.errors.items()}
         return JsonResponse({"errors": errors}, status=400)
     return render(request, "tasks/new.html", _new_task_context(request, kinds, kind, form), status=400)
+
+
+def copied_task(user, form_class, kind, task_id):
+    """The new-task form's initial values for a copy of the viewer's task of this kind, or None
+    (not theirs, another kind, or settings this form cannot carry)."""
+    try:
+        task = selectors.task_get_for_user(user=user, task_id=task_id)
+    except NotFound:
+        return None
+    initial = form_class(prefix=kind).initial_for(task.params) if task.kind == kind else None
+    return None if initial is None else {**initial, "title": task.title, "priority": task.priority}
+
+
+def copy_url(user, task):
+    """The link that opens the new-task form filled in with the task's settings, or "" when the
+    viewer's form for its kind cannot carry them (uploads, a tool closed since)."""
+    form_class = next((c for k, _l, c, _p in kinds_for(user) if k == task.kind), None)
+    if form_class is None or copied_task(user, form_class, task.kind, task.pk) is None:
+        return ""
+    return f"{reverse('task_new', args=[task.kind])}?{urlencode({'from': task.pk})}"
 
 
 def _submit(request, user, kind, form):
@@ -528,7 +550,7 @@ def task_detail(request, task_id):
     task = _get_task(request, task_id)
     return render(request, "tasks/detail.html", page_context(
         request, task=task_view(task, param_labels(task, viewer(request))), created=request.GET.get("created") == "1",
-        live=True, nav="tasks",
+        copy_url=copy_url(viewer(request), task), live=True, nav="tasks",
     ))
 
 

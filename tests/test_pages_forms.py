@@ -2,6 +2,10 @@
 maps to the kind's params; the command kind's form is generated from its templates' schemas;
 Processor.validate stays the authority and its errors land on the right field."""
 
+import re
+from html import unescape as html_unescape
+from html.parser import HTMLParser
+
 import pytest
 from django.utils import translation
 
@@ -142,3 +146,133 @@ def test_it_sends_upload_fields_in_order_and_does_not_require_them_before_the_up
     prepared = TwoUploads({"priority": "5", "mode": "copy"}).for_prepare()
     assert prepared.is_valid(), prepared.errors
     assert prepared.submission() == {"kind": "merge", "params": {"mode": "copy"}, "title": "", "priority": 5}
+
+
+# --- a copy of a task: its settings back in the new-task form ----------------------------------
+
+class FormValues(HTMLParser):
+    """What a browser would post from the page's new-task form (inputs, checked boxes, selected
+    options, textareas), by field name."""
+
+    def __init__(self):
+        super().__init__()
+        self.values, self.select, self.textarea, self.in_form = {}, None, None, False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and "data-task-form" in a:
+            self.in_form = True
+        if not self.in_form:
+            return
+        if tag == "input" and a.get("name") and a.get("type") not in ("file", "submit"):
+            if a.get("type") != "checkbox":
+                self.values[a["name"]] = a.get("value", "")
+            elif "checked" in a:
+                self.values[a["name"]] = a.get("value", "on")
+        elif tag == "select":
+            self.select = a["name"]
+        elif tag == "option" and self.select and "selected" in a:
+            self.values[self.select] = a["value"]
+        elif tag == "textarea":
+            self.textarea = a["name"]
+            self.values[self.textarea] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.in_form = False
+        elif tag == "select":
+            self.select = None
+        elif tag == "textarea":
+            # As a browser reads it: the one line break right after <textarea> is not content.
+            self.values[self.textarea] = self.values[self.textarea].removeprefix("\n")
+            self.textarea = None
+
+    def handle_data(self, data):
+        if self.textarea:
+            self.values[self.textarea] += data
+
+
+def page_form(html):
+    parser = FormValues()
+    parser.feed(html)
+    return parser.values
+
+
+def copy_link(client, task):
+    found = re.search(r'href="([^"]+)" data-copy-task', client.get(f"/tasks/{task.pk}/").content.decode())
+    return html_unescape(found.group(1)) if found else None
+
+
+def submit_copy(client, task):
+    """Open the task's copy link, post the form as the page fills it in; the new task."""
+    from tasks.models import Task
+
+    link = copy_link(client, task)
+    assert link == f"/new/{task.kind}/?from={task.pk}"
+    values = page_form(client.get(link).content.decode())
+    response = client.post(f"/new/{task.kind}/", values)
+    assert response.status_code == 302, (values, re.findall(r"field__error[^>]*>([^<]+)<|role=\"alert\"[^>]*>([^<]+)<", response.content.decode()))
+    return Task.objects.get(pk=response["Location"].split("/")[2])
+
+
+@pytest.fixture
+def qbittorrents(db):
+    from torrents.models import QbittorrentConnection
+
+    return [QbittorrentConnection.objects.create(name=name, url="http://127.0.0.1:9") for name in ("main", "spare")]
+
+
+COPIES = {
+    "command": {"template": "greet", "args": {"who": "ann", "times": 4, "ratio": 0.5, "loud": True, "tone": "dry"}},
+    "command with unset options": {"template": "greet", "args": {"who": "bo"}},
+    "download": {"urls": "http://93.184.216.34/a.bin\nhttp://93.184.216.34/b.bin\nhttp://93.184.216.34/c.bin",
+                 "names": "\nsecond.bin", "connections": 3},
+    "calibration": {"hashes": "a" * 40 + "\n" + "b" * 40, "connection": "spare"},
+}
+
+
+@pytest.mark.parametrize("case", COPIES)
+def test_a_copy_of_a_task_opens_its_form_filled_in_and_submits_the_same_settings(case, templates, qbittorrents,
+                                                                                 alice, redis_conn):
+    from django.test import Client
+
+    from tasks import services
+
+    kind = case.split()[0]
+    original = services.task_submit(owner=alice, kind=kind, params=COPIES[case], priority=7, title=f"my {case}")
+    client = Client()
+    client.force_login(alice)
+    copy = submit_copy(client, original)
+    assert copy.pk != original.pk and copy.kind == original.kind
+    assert copy.params == original.params
+    assert (copy.title, copy.priority) == (f"my {case}", 7)
+
+
+def test_a_task_its_form_cannot_carry_has_no_copy_link(templates, alice, bob, redis_conn):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    from storage import services as storage
+    from tasks import services
+    from tasks.models import Task
+
+    client = Client()
+    client.force_login(alice)
+    upload = storage.file_store_upload(owner=alice, upload=SimpleUploadedFile("a.mp4", b"x"), video=False)
+    with_upload = Task.objects.create(owner=alice, kind="merge", params={"files": [str(upload.pk)] * 2}, timeout=60)
+    seed = services.task_submit(owner=alice, kind="download", params={"urls": ["http://93.184.216.34/a"],
+                                                                      "ruleGroup": {"id": "g"}})
+    greet = services.task_submit(owner=alice, kind="command", params={"template": "greet", "args": {"who": "x"}})
+    assert copy_link(client, greet)
+    CommandTemplate.objects.filter(name="greet").update(enabled=False)  # closed since
+    for task in (with_upload, seed, greet):
+        assert copy_link(client, task) is None, task.kind
+    # Someone else's task, or a kind that is not its own: an empty form, nothing of that task in it.
+    CommandTemplate.objects.filter(name="greet").update(enabled=True)
+    bobs = services.task_submit(owner=bob, kind="command", params={"template": "greet", "args": {"who": "secret"}},
+                                title="bob's own")
+    for link in (f"/new/command/?from={bobs.pk}", f"/new/download/?from={greet.pk}", "/new/command/?from=nonsense"):
+        response = client.get(link)
+        assert response.status_code == 200
+        assert "secret" not in response.content.decode() and "bob&#x27;s own" not in response.content.decode()
+        assert 'value="x"' not in response.content.decode()

@@ -3,7 +3,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from tasks.forms import TaskForm
+from tasks.forms import TaskForm, as_lines
 from tasks.models import TaskKind
 from torrents.refs import MAX_ENTRIES
 
@@ -29,6 +29,14 @@ def calibration_form():
             if len(connections) > 1:
                 self.fields["connection"] = forms.ChoiceField(
                     label=_("qBittorrent"), choices=[(name, name) for name in connections], initial=connections[0])
+
+        def initial_for(self, params):
+            if params.get("connection_name") not in connections:
+                return None  # that qBittorrent is gone or disabled
+            initial = {"hashes": as_lines(params.get("hashes", []))}
+            if "connection" in self.fields:
+                initial["connection"] = params["connection_name"]
+            return initial
 
         def to_params(self):
             params = {"hashes": self.cleaned_data["hashes"]}

@@ -386,6 +386,12 @@ def build_command_form(templates):
                     args[param] = value
             return {"template": template, "args": args}
 
+        def initial_for(self, params):
+            template, args = params.get("template"), params.get("args", {})
+            if template not in specs or not set(args) <= set(specs[template]):
+                return None  # a tool closed to this user since, or changed
+            return {"template": template, **{field_name(template, param): value for param, value in args.items()}}
+
         def param_fields(self):
             chosen = self.chosen_template()
             mapping = {"template": "template", "title": "title", "priority": "priority"}

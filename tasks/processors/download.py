@@ -565,8 +565,9 @@ def build_download_form(base):
             label=_("URLs"), widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
             help_text=_("One http, https or ftp URL per line."),
         )
-        names = forms.CharField(
-            label=_("File names"), required=False, widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        names = forms.CharField(  # not stripped: a first empty line keeps the first file's name
+            label=_("File names"), required=False, strip=False,
+            widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
             help_text=_("Optional, one per line in the order of the URLs; an empty line keeps the server's name."),
         )
         connections = forms.IntegerField(
