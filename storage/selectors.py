@@ -1,5 +1,7 @@
 import uuid
 
+from django.db.models import Sum
+
 from storage.models import StoredFile
 from tasks.errors import NotFound
 
@@ -16,6 +18,19 @@ def file_get_for_user(*, user, file_id):
     if stored is None:
         raise NotFound()
     return stored
+
+
+def used_bytes(owner):
+    """Bytes of the owner's stored files (uploads and results); owner: a user or its id."""
+    return StoredFile.objects.filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
+
+
+def storage_usage(*, user):
+    """What the user's files take of their quota, in bytes (nothing for an anonymous visitor)."""
+    from django.conf import settings
+
+    used = used_bytes(user) if user is not None and user.is_authenticated else 0
+    return {"used_bytes": used, "quota_bytes": settings.MEDIACRAFT_USER_QUOTA_MB * 1024 * 1024}
 
 
 def files_of_task(task_id, role):

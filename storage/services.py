@@ -13,12 +13,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from storage.media import MediaError, probe
 from storage.models import StoredFile
+from storage.selectors import used_bytes
 from tasks.errors import ApiError, InvalidParams
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ def safe_name(original, default="file"):
     while len((stem + ext).encode()) > 150:
         stem = stem[:-1]
     return (stem or default) + ext
-
-
-def used_bytes(owner):
-    return StoredFile.objects.filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
 
 
 def check_free_disk(needed=0):

@@ -422,6 +422,44 @@ def test_it_csrf_checks_claim_login_and_logout(alice):
     assert account(client)["authenticated"] is True
 
 
+# --- storage ---------------------------------------------------------------------------------------
+
+
+def stored(owner, size, name="f.bin"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from storage import services as storage
+
+    return storage.file_store_upload(owner=owner, upload=SimpleUploadedFile(name, b"x" * size), video=False)
+
+
+def test_it_tells_what_my_files_take_of_my_quota(alice, bob, client_for, settings):
+    settings.MEDIACRAFT_USER_QUOTA_MB = 3
+    client = client_for(alice)
+    assert account(client)["storage"] == {"used_bytes": 0, "quota_bytes": 3 * 1024 * 1024}
+    stored(alice, 1500)
+    kept = stored(alice, 2500)
+    stored(bob, 7000)
+    assert account(client)["storage"]["used_bytes"] == 4000
+    kept.delete()
+    assert account(client)["storage"]["used_bytes"] == 1500
+    assert account(Client())["storage"] == {"used_bytes": 0, "quota_bytes": 3 * 1024 * 1024}
+
+
+def test_the_account_page_shows_the_storage_used_in_the_viewers_language(alice, client_for, settings):
+    settings.MEDIACRAFT_USER_QUOTA_MB = 2048
+    settings.MEDIACRAFT_RESULT_TTL_DAYS = 3
+    stored(alice, 1536)
+    client = client_for(alice)
+    page = " ".join(client.get("/account/").content.decode().split())
+    assert "<strong>1.5 KB</strong> used of 2.0 GB." in page  # (split() also splits at the no-break spaces)
+    assert 'max="2147483648" value="1536"' in page
+    assert "kept 3 days after it ends" in page
+    chinese = " ".join(client.get("/account/", headers={"Accept-Language": "zh-hans"}).content.decode().split())
+    assert "已用 <strong>1.5 KB</strong>，共 2.0 GB。" in chinese
+    assert "Storage" not in Client().get("/account/").content.decode()  # nobody yet: nothing stored
+
+
 # --- API tokens ----------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
 from mediacraft.api import json_object_body
+from storage.selectors import storage_usage
 from tasks.models import TaskKind
 from tasks.processors import registry
 from tasks.errors import ApiError
@@ -39,6 +40,11 @@ class NewTokenOut(TokenOut):
     token: str
 
 
+class StorageOut(Schema):
+    used_bytes: int
+    quota_bytes: int
+
+
 class AccountOut(Schema):
     authenticated: bool
     username: str | None
@@ -47,6 +53,7 @@ class AccountOut(Schema):
     language: str
     kinds: list[str]
     tokens: list[TokenOut]
+    storage: StorageOut
     csrf_token: str
 
 
@@ -60,6 +67,7 @@ def account_json(request, user):
         "language": get_language(),
         "kinds": [k for k in kinds if k in TaskKind.values],
         "tokens": list(ApiToken.objects.filter(user=user)) if user else [],
+        "storage": storage_usage(user=user),
         "csrf_token": get_token(request),
     }
 

@@ -1,6 +1,7 @@
 """The account page: claim the visitor account, log in and out, API tokens, language."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -8,6 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from storage.selectors import storage_usage
 from tasks.errors import ApiError
 from tasks.pages import csp, page_context
 from users import services
@@ -53,7 +55,8 @@ def _render(request, status=200, **context):
     return render(request, "users/account.html", page_context(
         request, account=user, is_visitor=bool(user and services.is_visitor(user)),
         claimed=bool(user and user.has_usable_password()),
-        tokens=list(ApiToken.objects.filter(user=user)) if user else [], nav="account", live=True,
+        tokens=list(ApiToken.objects.filter(user=user)) if user else [], storage=storage_usage(user=user),
+        result_days=settings.MEDIACRAFT_RESULT_TTL_DAYS, nav="account", live=True,
         lang_next=reverse("account"),
         **context,
     ), status=status)

@@ -197,7 +197,7 @@ class Attempt:
                               "error_code": str(code), "error": str(message or "")[:500]}
 
     def used_bytes(self):
-        from storage.services import used_bytes
+        from storage.selectors import used_bytes
 
         return used_bytes(self.ctx.owner_id)
 
@@ -375,7 +375,7 @@ class DownloadProcessor(Processor):
 
     def validate(self, *, params, files, user):
         from downloads import policy
-        from storage.services import used_bytes
+        from storage.selectors import used_bytes
 
         if files:
             raise InvalidParams(_("Download tasks take no files."), "files")
