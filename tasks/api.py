@@ -4,15 +4,20 @@ import math
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
 from mediacraft.api import json_object_body, parse_json
-from tasks import selectors, services
+from tasks import metrics, selectors, services
 from tasks.errors import ApiError
 from tasks.events import new_task_files, public_task, task_snapshot
 from tasks.models import Task, TaskKind
 from storage.api import store_uploads, uploaded_files
+from storage.models import StoredFile
+from storage.responses import archive_names, zip_response
+from storage.selectors import files_of_task
+from storage.services import safe_name
 from tasks.processors import get_processor
 from users.auth import api_user
 from users.services import visitor_ensure
@@ -220,6 +225,21 @@ def delete_finished(request, kind: str = "", status: str = "", q: str = ""):
 @router.get("/{task_id}/", response={200: TaskOut, 404: ErrorOut}, summary="One task")
 def get_task(request, task_id: str):
     return task_json(selectors.task_get_for_user(user=api_user(request), task_id=task_id))
+
+
+@router.get("/{task_id}/outputs.zip", response={404: ErrorOut, 410: ErrorOut},
+            summary="All result files of a task, as one ZIP (streamed)")
+def outputs_zip(request, task_id: str):
+    task = selectors.task_get_for_user(user=api_user(request), task_id=task_id)
+    outputs = files_of_task(task.pk, StoredFile.Role.OUTPUT)
+    if not outputs:
+        raise ApiError("no_outputs", _("This task has no result files."), status=404)
+    if any(not f.abs_path.exists() for f in outputs):
+        raise ApiError("file_missing", _("The file is no longer on the server."), status=410)
+    names = archive_names([f.original_name for f in outputs])
+    entries = [(name, f.abs_path, f.size, timezone.localtime(f.created_at)) for name, f in zip(names, outputs)]
+    metrics.incr("mediacraft_served_bytes_total", amount=sum(f.size for f in outputs))
+    return zip_response(entries, f"{safe_name(task.title, default=task.kind)}.zip")
 
 
 @router.post("/{task_id}/cancel/", response={200: TaskOut, 404: ErrorOut, 409: ErrorOut}, summary="Cancel a task")

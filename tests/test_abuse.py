@@ -233,6 +233,8 @@ class ObjectRoute:
 
 OBJECT_ROUTES = {
     ("GET", "api/tasks/<task_id>/"): ObjectRoute("/api/tasks/{task}/", "tasks", 200),
+    ("GET", "api/tasks/<task_id>/outputs.zip"): ObjectRoute("/api/tasks/{task}/outputs.zip", "tasks", 200,
+                                                            kinds=(TaskKind.WATERMARK,)),  # the one with a result
     ("DELETE", "api/tasks/<task_id>/"): ObjectRoute("/api/tasks/{task}/", "tasks", 204),
     ("POST", "api/tasks/<task_id>/cancel/"): ObjectRoute("/api/tasks/{task}/cancel/", "tasks", 200, "waiting"),
     ("POST", "api/tasks/<task_id>/retry/"): ObjectRoute("/api/tasks/{task}/retry/", "tasks", 200),

@@ -8,6 +8,7 @@ from django.utils import timezone
 from storage.models import StoredFile
 from tasks import services
 from tasks.models import Task
+from tests.conftest import submit_command
 from tests.media_helpers import LOGO, make_video
 
 VIDEOS = {}
@@ -142,3 +143,68 @@ def test_it_refuses_an_upload_that_is_not_a_video(transactional_db, client, tmp_
     assert "résumé.pdf is not a video that can be decoded" in response.json()["error"]["message"]
     assert StoredFile.objects.count() == 0
     assert client.post("/api/files/", {}).status_code == 400
+
+
+# --- all of a task's results as one ZIP ------------------------------------------------------------
+
+
+def outputs(task, files):
+    """Result files of the task: {name: bytes} in order, registered as its run would."""
+    from storage import services as storage
+    from tasks.runtime import task_work_dir
+
+    out = task_work_dir(task.pk) / "output"
+    stored = []
+    for i, (name, data) in enumerate(files):
+        path = out / str(i) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        stored.append(storage.file_register_output(task=task, path=path, name=name))
+    return stored
+
+
+def test_it_streams_all_of_a_tasks_results_as_one_zip(alice, tool, client_for):
+    import io
+    import zipfile
+
+    task = submit_command(alice, title="Nightly: export")
+    big = bytes(range(256)) * 4096  # 1 MiB: several chunks
+    outputs(task, [("a.txt", b"first"), ("video.bin", big), ("a.txt", b"second"), ("empty.txt", b"")])
+    response = client_for(alice).get(f"/api/tasks/{task.pk}/outputs.zip")
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == 'attachment; filename="Nightly_ export.zip"'
+    chunks = list(response.streaming_content)
+    assert len(chunks) > 4 and max(len(c) for c in chunks) <= 256 * 1024 + 1024  # never the whole file at once
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
+    assert archive.testzip() is None  # every CRC checks
+    assert archive.namelist() == ["a.txt", "video.bin", "a (2).txt", "empty.txt"]
+    assert [archive.read(n) for n in archive.namelist()] == [b"first", big, b"second", b""]
+    assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_it_answers_a_zip_of_nothing_or_of_someone_elses_task_with_a_clear_4xx(alice, bob, tool, client_for):
+    from django.test import Client
+
+    mine, empty = submit_command(alice), submit_command(alice)
+    (gone,) = outputs(mine, [("a.txt", b"x")])
+    for client in (client_for(bob), Client()):
+        response = client.get(f"/api/tasks/{mine.pk}/outputs.zip")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    response = client_for(alice).get(f"/api/tasks/{empty.pk}/outputs.zip")
+    assert response.status_code == 404
+    assert response.json()["error"] == {"code": "no_outputs", "message": "This task has no result files."}
+    gone.abs_path.unlink()
+    response = client_for(alice).get(f"/api/tasks/{mine.pk}/outputs.zip")
+    assert response.status_code == 410 and response.json()["error"]["code"] == "file_missing"
+
+
+def test_the_task_page_offers_the_zip_only_for_two_results_or_more(alice, tool, client_for):
+    one, two = submit_command(alice), submit_command(alice)
+    outputs(one, [("a.txt", b"x")])
+    outputs(two, [("a.txt", b"x"), ("b.txt", b"y")])
+    client = client_for(alice)
+    link = f'href="/api/tasks/{two.pk}/outputs.zip"'
+    assert link in client.get(f"/tasks/{two.pk}/").content.decode()
+    page = client.get(f"/tasks/{one.pk}/").content.decode()
+    assert 'data-f="outputs_zip" hidden' in page

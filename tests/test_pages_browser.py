@@ -270,6 +270,37 @@ def test_it_drops_a_row_that_no_longer_matches_the_filter(server, transactional_
     assert_not_reloaded(page)
 
 
+def test_it_offers_all_results_as_one_zip_once_a_task_ends_with_several(
+        server, transactional_db, redis_conn, slow_tool, new_page):
+    from storage import services as storage
+    from tasks import services
+    from tasks.runtime import task_work_dir
+
+    page = new_page()
+    page.goto(f"{server.url}/tasks/")
+    task_id = api_post(page, server.url, "/api/tasks/", {
+        "kind": "command", "params": {"template": "slow", "args": {"steps": 1}}})["task_id"]
+    page.goto(f"{server.url}/tasks/{task_id}/")
+    wait_for(lambda: page.locator("[data-live-indicator]").get_attribute("data-state") == "live", 10, message="live")
+    mark_document(page)
+    zip_link = page.get_by_role("link", name="Download all (ZIP)")
+    assert not zip_link.is_visible()
+    task = services.task_mark_running(task_id=task_id, worker_name="test")
+    for name in ("one.txt", "two.txt"):
+        path = task_work_dir(task_id) / "output" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+        storage.file_register_output(task=task, path=path, name=name)
+    services.task_complete(task_id=task_id, result={})
+    zip_link.wait_for(state="visible", timeout=10000)
+    assert zip_link.get_attribute("href") == f"/api/tasks/{task_id}/outputs.zip"
+    assert page.locator('[data-f="outputs"] .file__name').all_inner_texts() == ["one.txt", "two.txt"]
+    with page.expect_download() as download:
+        zip_link.click()
+    assert download.value.suggested_filename.endswith(".zip")
+    assert_not_reloaded(page)
+
+
 def test_it_adds_only_tasks_whose_title_has_the_search_text_to_a_searched_list(
         server, transactional_db, redis_conn, slow_tool, new_page):
     page = new_page()

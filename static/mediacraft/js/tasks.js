@@ -136,6 +136,7 @@ function renderDetail(root, task, stats) {
     list.replaceChildren(...outputs.map(renderOutput));
     list.hidden = outputs.length === 0;
   });
+  each(root, "outputs_zip", (wrap) => { wrap.hidden = outputs.length < 2; });
   each(root, "result_wrap", (wrap) => { wrap.hidden = !hasResult; });
   setText(root, "result", hasResult ? JSON.stringify(task.result, null, 2) : "");
   setText(root, "attempts", String(task.attempts));
