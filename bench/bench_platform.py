@@ -310,7 +310,7 @@ def report(submit, throughput, events, peak, database):
              if on_pg else "SQLite")
     print(f"`{command}` (bench/bench_platform.py). Medians of {RUNS} runs, each "
           f"MediaCraft run next to its raw run. One stack: a private Redis, {where}, daphne as `manage.py serve` starts "
-          "it (`python -m daphne -b 127.0.0.1 -p PORT mediacraft.asgi:application`, production settings) and a second "
+          "it (`python -m mediacraft.daphne_server -b 127.0.0.1 -p PORT mediacraft.asgi:application`: daphne with flow control; production settings) and a second "
           "daphne serving the raw baselines (`bench.bare_asgi:application` with `bench.settings`); 2 forking workers "
           "(`manage.py worker`: RQ's forking worker, `tasks.worker.TaskWorker`, on the high, default and low queues) and `manage.py "
           f"taskscheduler`, with `bench.settings` (which adds the `bench_*` kinds of bench/kinds.py); {settings}, so "

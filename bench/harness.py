@@ -130,7 +130,7 @@ class Stack:
         from mediacraft.launcher import WEB_DB_POOL
 
         port = free_port()
-        proc = self.start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app], settings,
+        proc = self.start([sys.executable, "-m", "mediacraft.daphne_server", "-b", "127.0.0.1", "-p", str(port), app], settings,
                           PYTHONUNBUFFERED=1, MEDIACRAFT_DB_POOL=WEB_DB_POOL)
         wait_port(port, proc, "daphne")
         return proc, f"http://127.0.0.1:{port}"

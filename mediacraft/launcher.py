@@ -216,7 +216,7 @@ class Launcher:
                 # RQ ignores a second signal within 1 s; the second one is a cold shutdown.
                 stop_signals=((0.0, signal.SIGTERM), (1.5, signal.SIGTERM)),
             ))
-        children.append(Child("web", [sys.executable, "-m", "daphne", "-b", self.host, "-p", str(self.port),
+        children.append(Child("web", [sys.executable, "-m", "mediacraft.daphne_server", "-b", self.host, "-p", str(self.port),
                                       "mediacraft.asgi:application"],
                               env={"MEDIACRAFT_DB_POOL": str(self.web_db_pool)}))
         return children

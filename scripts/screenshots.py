@@ -64,7 +64,7 @@ class Site:
         wait_port(redis_port, redis, "redis-server")
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env,
                        check=True)
-        daphne = self.start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+        daphne = self.start([sys.executable, "-m", "mediacraft.daphne_server", "-b", "127.0.0.1", "-p", str(self.port),
                              "mediacraft.asgi:application"])
         self.start([sys.executable, "manage.py", "worker", "-v", "0"])
         wait_port(self.port, daphne, "daphne")

@@ -1,20 +1,41 @@
 """File downloads with HTTP Range (so videos seek) and an RFC 6266 Content-Disposition, and
 several files as one ZIP streamed as it is written."""
 
+import asyncio
 import mimetypes
 import re
 import zipfile
 
-from django.http import FileResponse, HttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+def streamed(request, chunks):
+    """What a streaming response should iterate. Under ASGI Django reads a synchronous iterator
+    to its end, into memory, before it sends a byte (StreamingHttpResponse.__aiter__): a 4 GB
+    video would sit in the web process. So there it gets an asynchronous iterator that reads
+    each chunk in a worker thread; elsewhere (WSGI, the test client) the chunks as they are."""
+    return _pulled(iter(chunks)) if isinstance(request, ASGIRequest) else chunks
+
+
+async def _pulled(chunks):
+    done = object()
+    try:
+        while (part := await asyncio.to_thread(next, chunks, done)) is not done:
+            yield part
+    finally:  # also when the client goes away: the file is closed, the ZIP writer stopped
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+
+
 class RangedFile:
     """Iterate a byte range of a file in chunks."""
 
-    def __init__(self, path, start, length, chunk=256 * 1024):
+    def __init__(self, path, start, length, chunk=1024 * 1024):
         self.f = open(path, "rb")
         self.f.seek(start)
         self.left = length
@@ -52,14 +73,12 @@ def file_response(request, path, name, size, *, inline=False):
             response = HttpResponse(status=416)
             response["Content-Range"] = f"bytes */{size}"
             return response
-        from django.http import StreamingHttpResponse
-
-        response = StreamingHttpResponse(RangedFile(path, start, end - start + 1), status=206,
+        response = StreamingHttpResponse(streamed(request, RangedFile(path, start, end - start + 1)), status=206,
                                          content_type=content_type)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
     else:
-        response = FileResponse(open(path, "rb"), content_type=content_type)
+        response = StreamingHttpResponse(streamed(request, RangedFile(path, 0, size)), content_type=content_type)
         response["Content-Length"] = str(size)
     response["Accept-Ranges"] = "bytes"
     response["Content-Disposition"] = disposition
@@ -117,10 +136,8 @@ def archive_names(names):
     return unique
 
 
-def zip_response(entries, filename):
-    from django.http import StreamingHttpResponse
-
-    response = StreamingHttpResponse(zip_stream(entries), content_type="application/zip")
+def zip_response(request, entries, filename):
+    response = StreamingHttpResponse(streamed(request, zip_stream(entries)), content_type="application/zip")
     response["Content-Disposition"] = content_disposition_header(True, filename)
     response["X-Content-Type-Options"] = "nosniff"
     return response

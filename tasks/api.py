@@ -239,7 +239,7 @@ def outputs_zip(request, task_id: str):
     names = archive_names([f.original_name for f in outputs])
     entries = [(name, f.abs_path, f.size, timezone.localtime(f.created_at)) for name, f in zip(names, outputs)]
     metrics.incr("mediacraft_served_bytes_total", amount=sum(f.size for f in outputs))
-    return zip_response(entries, f"{safe_name(task.title, default=task.kind)}.zip")
+    return zip_response(request, entries, f"{safe_name(task.title, default=task.kind)}.zip")
 
 
 @router.post("/{task_id}/cancel/", response={200: TaskOut, 404: ErrorOut, 409: ErrorOut}, summary="Cancel a task")

@@ -71,7 +71,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(Path(log_dir) / f"daphne-{self.port}.log", "w+b")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app],
+            [sys.executable, "-m", "mediacraft.daphne_server", "-b", "127.0.0.1", "-p", str(self.port), app],
             env={**_subprocess_env(), **(env or {})}, cwd=ROOT, start_new_session=True, stdout=self.log,
             stderr=subprocess.STDOUT,
         )

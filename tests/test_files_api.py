@@ -1,5 +1,7 @@
 """Staged uploads, previews and downloads: owner only, Range, RFC 6266 names, cleanup."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -208,3 +210,66 @@ def test_the_task_page_offers_the_zip_only_for_two_results_or_more(alice, tool, 
     assert link in client.get(f"/tasks/{two.pk}/").content.decode()
     page = client.get(f"/tasks/{one.pk}/").content.decode()
     assert 'data-f="outputs_zip" hidden' in page
+
+
+# --- through the real web server: streamed, and no faster than the client reads ---------------------
+
+BIG = 256 * 1024 * 1024
+
+
+@pytest.mark.parametrize("what", ["download", "zip"])
+def test_the_web_server_streams_a_big_result_no_faster_than_the_client_reads(what, transactional_db, redis_conn,
+                                                                               alice, tool, tmp_path):
+    """Django would read a synchronous stream whole into memory before sending a byte under ASGI,
+    and daphne would buffer all a slow client has not read: either puts a 4 GB video in the web
+    process. Here a client reads 1 MB, stops for a while, then reads the rest: the server's
+    memory stays flat meanwhile."""
+    import http.client
+
+    import psutil
+
+    from storage import services as storage
+    from tasks.runtime import task_work_dir
+    from tests.browser import Server
+    from users.services import token_create
+
+    task = submit_command(alice)
+    paths = []
+    for name in ("big.bin", "second.bin"):
+        path = task_work_dir(task.pk) / "output" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(BIG)  # sparse: no disk taken, read as zeros
+        paths.append(storage.file_register_output(task=task, path=path, name=name))
+    url = (f"/api/files/{paths[0].pk}/download/" if what == "download" else f"/api/tasks/{task.pk}/outputs.zip")
+    server = Server("mediacraft.asgi:application", tmp_path)
+    token = token_create(user=alice)[1]
+    web, peak, done = psutil.Process(server.proc.pid), [], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak.append(web.memory_info().rss)
+            time.sleep(0.02)
+
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        conn.request("GET", "/healthz")  # the server warmed up: its first request's imports are not counted
+        conn.getresponse().read()
+        before = web.memory_info().rss
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        conn.request("GET", url, headers={"Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        assert response.status == 200, response.read()[:500]
+        received = len(response.read(1024 * 1024))
+        time.sleep(1.5)  # the client reads nothing for a while
+        while chunk := response.read(4 * 1024 * 1024):
+            received += len(chunk)
+        done.set()
+        sampler.join()
+        assert received == BIG if what == "download" else received > 2 * BIG
+        grew = max(peak) - before
+        assert grew < 48 * 1024 * 1024, f"the server grew by {grew >> 20} MB while it served {received >> 20} MB"
+    finally:
+        done.set()
+        server.stop()
