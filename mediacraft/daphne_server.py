@@ -34,14 +34,15 @@ class FlowControlledServer(Server):
         drain = getattr(protocol, "mediacraft_drain", None)
         if message.get("type") == "http.response.body":
             more = message.get("more_body", False)
-            if more and drain is None and not protocol.finished:
+            gone = protocol.finished or getattr(protocol, "channel", None) is None
+            if more and drain is None and not gone:
                 drain = protocol.mediacraft_drain = Drain()
                 protocol.registerProducer(drain, True)
                 if getattr(protocol.channel, "_waitingForTransport", False):
                     drain.pauseProducing()  # the buffer was full already: no pause will come
             elif not more and drain is not None:
                 protocol.mediacraft_drain = None
-                if getattr(protocol, "channel", None) is not None:
+                if not gone:
                     protocol.unregisterProducer()  # before daphne finishes the request
                 drain = None
         await super().handle_reply(protocol, message)
