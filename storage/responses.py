@@ -5,6 +5,7 @@ import asyncio
 import mimetypes
 import re
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
@@ -17,19 +18,24 @@ def streamed(request, chunks):
     """What a streaming response should iterate. Under ASGI Django reads a synchronous iterator
     to its end, into memory, before it sends a byte (StreamingHttpResponse.__aiter__): a 4 GB
     video would sit in the web process. So there it gets an asynchronous iterator that reads
-    each chunk in a worker thread; elsewhere (WSGI, the test client) the chunks as they are."""
+    each chunk in a thread; elsewhere (WSGI, the test client) the chunks as they are."""
     return _pulled(iter(chunks)) if isinstance(request, ASGIRequest) else chunks
 
 
 async def _pulled(chunks):
+    """chunks, read in a thread of their own: when the client goes away in the middle of a read,
+    closing them (the file, the ZIP writer) waits for that read in the same thread."""
+    loop = asyncio.get_running_loop()
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mediacraft-download")
     done = object()
     try:
-        while (part := await asyncio.to_thread(next, chunks, done)) is not done:
+        while (part := await loop.run_in_executor(reader, next, chunks, done)) is not done:
             yield part
-    finally:  # also when the client goes away: the file is closed, the ZIP writer stopped
+    finally:
         close = getattr(chunks, "close", None)
         if close is not None:
-            await asyncio.to_thread(close)
+            reader.submit(close)
+        reader.shutdown(wait=False)
 
 
 class RangedFile:

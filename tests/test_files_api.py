@@ -10,7 +10,7 @@ from django.utils import timezone
 from storage.models import StoredFile
 from tasks import services
 from tasks.models import Task
-from tests.conftest import submit_command
+from tests.conftest import submit_command, wait_for
 from tests.media_helpers import LOGO, make_video
 
 VIDEOS = {}
@@ -283,3 +283,37 @@ def test_the_web_server_streams_a_big_result_no_faster_than_the_client_reads(wha
     finally:
         done.set()
         server.stop()
+
+
+def test_a_download_cut_off_during_a_read_is_closed_once_that_read_is_done():
+    """The client goes away while a chunk is being read in the reading thread: the stream (a file,
+    the ZIP writer) is closed after that read, in the same thread, not beside it."""
+    import asyncio
+
+    from storage.responses import _pulled
+
+    reading, release, closed = threading.Event(), threading.Event(), []
+
+    def chunks():
+        try:
+            yield b"first"
+            reading.set()
+            release.wait(10)  # a slow disk
+            yield b"second"
+        finally:
+            closed.append(threading.current_thread().name)
+
+    async def client_goes_away():
+        stream = _pulled(chunks())
+        assert await anext(stream) == b"first"
+        pending = asyncio.ensure_future(anext(stream))
+        await asyncio.to_thread(reading.wait, 10)
+        pending.cancel()  # what Django does when the client disconnects
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        await stream.aclose()
+        release.set()
+
+    asyncio.run(client_goes_away())
+    wait_for(lambda: closed, 10, message="the stream closed")
+    assert closed == [closed[0]] and closed[0].startswith("mediacraft-download")
