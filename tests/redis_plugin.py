@@ -35,7 +35,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
         return
     from mediacraft.launcher import dies_with_parent
 
-    var_dir = tempfile.mkdtemp(prefix="mct-", dir="/tmp")
+    var_dir = tempfile.mkdtemp(prefix=f"mct-{os.getpid()}-", dir="/tmp")  # whose it is: tests/test_harness.py
     port = free_port()
     proc = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
