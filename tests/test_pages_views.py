@@ -247,10 +247,10 @@ def test_it_runs_the_actions_without_javascript(open_tool, alice):
 
 
 def test_it_cancels_all_unfinished_and_deletes_all_finished_tasks_its_filters_show(open_tool, alice, bob):
-    tasks = {name: make_task(alice, title=name, status=status, kind=kind) for name, status, kind in (
-        ("done", S.COMPLETED, TaskKind.COMMAND), ("broke", S.FAILED, TaskKind.COMMAND),
-        ("waits", S.PENDING, TaskKind.COMMAND), ("fetch", S.PENDING, TaskKind.DOWNLOAD),
-        ("fetched", S.COMPLETED, TaskKind.DOWNLOAD))}
+    for name, status, kind in (("done", S.COMPLETED, TaskKind.COMMAND), ("broke", S.FAILED, TaskKind.COMMAND),
+                               ("waits", S.PENDING, TaskKind.COMMAND), ("fetch", S.PENDING, TaskKind.DOWNLOAD),
+                               ("fetched", S.COMPLETED, TaskKind.DOWNLOAD)):
+        make_task(alice, title=name, status=status, kind=kind)
     bobs = [make_task(bob, status=S.COMPLETED), make_task(bob, status=S.PENDING)]
     browser = Client()
     browser.force_login(alice)
