@@ -465,15 +465,22 @@ def copied_task(user, form_class, kind, task_id):
         task = selectors.task_get_for_user(user=user, task_id=task_id)
     except NotFound:
         return None
-    initial = form_class(prefix=kind).initial_for(task.params) if task.kind == kind else None
+    return copy_initial(form_class, task) if task.kind == kind else None
+
+
+def copy_initial(form_class, task):
+    """The form's initial values for a copy of the task, or None when it cannot carry its settings."""
+    initial = form_class(prefix=task.kind).initial_for(task.params)
     return None if initial is None else {**initial, "title": task.title, "priority": task.priority}
 
 
 def copy_url(user, task):
     """The link that opens the new-task form filled in with the task's settings, or "" when the
-    viewer's form for its kind cannot carry them (uploads, a tool closed since)."""
-    form_class = next((c for k, _l, c, _p in kinds_for(user) if k == task.kind), None)
-    if form_class is None or copied_task(user, form_class, task.kind, task.pk) is None:
+    viewer's form for its kind cannot carry them (uploads, a tool closed since). Only the task's
+    own kind is asked for its form."""
+    processor = registry().get(task.kind)
+    form_class = processor.form_class(user) if processor is not None and processor.user_may_run(user) else None
+    if form_class is None or copy_initial(form_class, task) is None:
         return ""
     return f"{reverse('task_new', args=[task.kind])}?{urlencode({'from': task.pk})}"
 
