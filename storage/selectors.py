@@ -33,13 +33,20 @@ def storage_usage(*, user):
     return {"used_bytes": used, "quota_bytes": settings.MEDIACRAFT_USER_QUOTA_MB * 1024 * 1024}
 
 
+def files_of_user(*, user, ids):
+    """The user's own files with these ids, in that order (ids of no file of theirs are left out)."""
+    found = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=ids, owner=user)} if user is not None else {}
+    return [found[i] for i in ids if i in found]
+
+
 def files_of_task(task_id, role):
     return list(StoredFile.objects.filter(task_id=task_id, role=role).order_by("position", "created_at"))
 
 
 def inputs_for_submit(*, user, files, params, minimum, maximum):
-    """The inputs of a new task: files uploaded with it, else staged uploads named by id in
-    params["files"] (the user's own, not yet used by a task). Order is kept."""
+    """The inputs of a new task: files uploaded with it, else the user's own input files named
+    by id in params["files"]: staged uploads, or inputs of their earlier tasks (which the new
+    task gets a copy of: storage.services.files_reuse). Order is kept."""
     from django.utils.translation import gettext as _
 
     from tasks.errors import InvalidParams
@@ -56,7 +63,7 @@ def inputs_for_submit(*, user, files, params, minimum, maximum):
                     valid.append(uuid.UUID(i))
                 except ValueError:
                     raise InvalidParams(_("Unknown file: %(id)s.") % {"id": i[:40]}, "files") from None
-            found = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=valid, owner=user, task=None,
+            found = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=valid, owner=user,
                                                                       role=StoredFile.Role.INPUT)}
         missing = [i for i in ids if i not in found]
         if missing:

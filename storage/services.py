@@ -53,6 +53,13 @@ def check_free_disk(needed=0):
         raise ApiError("disk_full", _("The server is low on disk space; try again later."), status=507)
 
 
+def check_quota(owner, size, name):
+    if used_bytes(owner) + size > settings.MEDIACRAFT_USER_QUOTA_MB * MB:
+        raise ApiError("quota_exceeded", _("%(name)s does not fit in your storage quota of %(quota)s MB; delete old "
+                                           "tasks to make room.") % {"name": name, "quota": settings.MEDIACRAFT_USER_QUOTA_MB},
+                       status=413, field="files")
+
+
 def file_store_upload(*, owner, upload, video=True):
     """Keep a streamed upload as the owner's input file; refuse empty, oversized, over-quota
     and undecodable files with a message naming the file. Nothing stays behind on refusal."""
@@ -61,11 +68,7 @@ def file_store_upload(*, owner, upload, video=True):
     try:
         if upload.size == 0:
             raise InvalidParams(_("%(name)s is empty.") % {"name": name}, "files")
-        quota = settings.MEDIACRAFT_USER_QUOTA_MB * MB
-        if used_bytes(owner) + upload.size > quota:
-            raise ApiError("quota_exceeded", _("%(name)s does not fit in your storage quota of %(quota)s MB; delete old "
-                                               "tasks to make room.") % {"name": name, "quota": settings.MEDIACRAFT_USER_QUOTA_MB},
-                           status=413, field="files")
+        check_quota(owner, upload.size, name)
         check_free_disk(upload.size)
         file_id = uuid.uuid4()
         relative = f"uploads/{owner.pk}/{file_id}/{name}"
@@ -103,6 +106,53 @@ def _copy(upload, target):
             out.write(chunk)
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def files_reuse(*, owner, file_ids):
+    """The inputs of a new task, by id (validated: the owner's own input files): a staged upload
+    stays itself; an input of an earlier task becomes a new staged upload of the same content, a
+    hard link where the filesystem allows (so a copy of a task takes no room on disk; it counts
+    against the quota all the same, as it lives as long as its task). Returns (ids, the new
+    files): the caller deletes those if the task is refused."""
+    by_id = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=file_ids, owner=owner)}
+    sources = [by_id[i] for i in file_ids if by_id[i].task_id is not None]
+    if not sources:
+        return list(file_ids), []
+    check_quota(owner, sum(f.size for f in sources), sources[0].original_name)
+    copies = []
+    try:
+        for source in sources:
+            copies.append(_input_copy(owner, source))
+    except BaseException:
+        for stored in copies:
+            stored.delete()
+        raise
+    renamed = {str(s.pk): str(c.pk) for s, c in zip(sources, copies)}
+    return [renamed.get(i, i) for i in file_ids], copies
+
+
+def _input_copy(owner, source):
+    if not source.abs_path.is_file():
+        raise InvalidParams(_("%(name)s is no longer on the server; upload it again.") % {"name": source.original_name},
+                            "files")
+    file_id = uuid.uuid4()
+    relative = f"uploads/{owner.pk}/{file_id}/{source.stored_name}"
+    target = Path(settings.MEDIA_ROOT) / relative
+    target.parent.mkdir(parents=True)
+    try:
+        try:
+            os.link(source.abs_path, target)
+        except OSError:  # no hard links here (another filesystem, a link limit): a real copy
+            check_free_disk(source.size)
+            shutil.copyfile(source.abs_path, target)
+        return StoredFile.objects.create(
+            id=file_id, owner=owner, role=StoredFile.Role.INPUT, original_name=source.original_name,
+            stored_name=source.stored_name, path=relative, size=source.size, sha256=source.sha256, media=source.media,
+            expires_at=timezone.now() + timedelta(hours=settings.MEDIACRAFT_UPLOAD_TTL_HOURS),
+        )
+    except BaseException:
+        shutil.rmtree(target.parent, ignore_errors=True)
+        raise
 
 
 def files_attach(*, task, file_ids):

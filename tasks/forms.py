@@ -15,6 +15,8 @@ A processor offers a page form through `Processor.form_class(user)`, which retur
 back on the form field `field_for(field)` names (or on the form as a whole).
 """
 
+import json
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -80,6 +82,10 @@ class TaskForm(forms.Form):
             return None
         return {name: as_lines(value) if isinstance(value, list) else value for name, value in params.items()}
 
+    def reused_ids(self):
+        """Ids of the input files a copy of a task would use again (from initial_for). Default: none."""
+        return []
+
     def param_fields(self):
         """{param path as InvalidParams names it: form field name}. Default: the field names."""
         skip = set(self.COMMON_FIELDS) | set(self.upload_fields())
@@ -106,6 +112,18 @@ class TaskForm(forms.Form):
             value = self.cleaned_data.get(name)
             files.extend(value if isinstance(value, list) else [value] if value else [])
         return files
+
+    def offer_reuse(self, files):
+        """A copy of a task: its input files (StoredFiles, in order) go to the new task unless
+        other files are chosen; the file fields say so and are no longer required."""
+        names = ", ".join(f.original_name for f in files)
+        reuse = json.dumps([{"id": str(f.pk), "name": f.original_name, "size": f.size, "media": f.media} for f in files])
+        for name in self.upload_fields():
+            field = self.fields[name]
+            field.required = False
+            field.help_text = _("Leave it empty to use the copied task's files again (%(names)s), or choose "
+                                "others.") % {"names": names}
+            field.widget.attrs["data-reuse"] = reuse
 
     def for_prepare(self):
         """Before the upload step the files are not sent: do not require them."""

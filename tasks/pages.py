@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from storage.selectors import files_of_user
 from tasks import selectors, services
 from tasks.errors import ApiError, InvalidParams, NotFound
 from tasks.events import public_task, task_snapshot
@@ -126,6 +127,7 @@ def client_strings():
         "cancel_upload": _("Cancel upload"),
         "staging": _("Uploading %(name)s to show a frame of it…"),
         "video_info": _("%(width)s×%(height)s pixels · %(duration)s · %(size)s"),
+        "reusing": _("The copied task's video, %(name)s, is used again; choose a file to use another."),
         "frame_alt": _("A frame of the video: drag on it to draw a box around each logo"),
         "preview_failed": _("No frame of this video could be shown; enter the boxes as numbers."),
         "frame_at": _("Frame at"),
@@ -425,6 +427,8 @@ def task_new(request, kind=None):
         if request.GET.get("from"):
             initial = copied_task(user, form_class, kind, request.GET["from"]) or initial
         form = form_class(prefix=kind, initial=initial)
+        if form.reused_ids():
+            form.offer_reuse(files_of_user(user=user, ids=form.reused_ids()))
         return render(request, "tasks/new.html", _new_task_context(request, kinds, kind, form))
 
     prepare = request.headers.get("X-MediaCraft-Prepare") == "1"

@@ -11,6 +11,9 @@ from django.utils.translation import gettext_lazy as _
 
 from tasks.forms import MultipleFileField, MultipleFileInput, TaskForm
 
+WATERMARK_PARAMS = {"files", "rects", "start", "end", "method", "edge", "notes"}
+MERGE_PARAMS = {"files", "size", "fps", "mode"}
+
 BOX_RE = re.compile(r"^\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*$")
 
 
@@ -61,6 +64,20 @@ class WatermarkForm(TaskForm):
             raise forms.ValidationError(_("Enter at least one box."))
         return boxes
 
+    def initial_for(self, params):
+        # The copy uses the task's video again (the same id a staged upload would have).
+        files, rects = params.get("files"), params.get("rects")
+        if not set(params) <= WATERMARK_PARAMS or not isinstance(files, list) or len(files) != 1 \
+                or not isinstance(rects, list):
+            return None
+        initial = {"video_file": files[0], "method": params.get("method", "delogo"), "edge": params.get("edge", "clamp"),
+                   "rects": "\n".join(f"{r['x']}, {r['y']}, {r['w']}, {r['h']}" for r in rects)}
+        initial.update({key: params[key] for key in ("start", "end") if params.get(key) is not None})
+        return initial
+
+    def reused_ids(self):
+        return [self.initial["video_file"]] if self.initial.get("video_file") else []
+
     def param_fields(self):
         mapping = super().param_fields()
         mapping.pop("video_file", None)
@@ -96,10 +113,35 @@ class MergeForm(TaskForm):
         label=_("How to join"), initial="auto",
         choices=[("auto", _("Copy without re-encoding when the videos match")), ("reencode", _("Always re-encode"))],
     )
+    # A copy of a task: the ids of its videos, used again unless other videos are chosen.
+    video_files = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.data.get(self.add_prefix("video_files")):
+            self.fields["videos"].required = False
+
+    def initial_for(self, params):
+        files = params.get("files")
+        if not set(params) <= MERGE_PARAMS or not isinstance(files, list) or not files:
+            return None
+        initial = {"video_files": " ".join(files), "mode": params.get("mode", "auto")}
+        initial.update({key: params[key] for key in ("size", "fps") if params.get(key)})
+        return initial
+
+    def reused_ids(self):
+        return (self.initial.get("video_files") or "").split()
+
+    def param_fields(self):
+        mapping = super().param_fields()
+        mapping.pop("video_files", None)
+        return mapping
 
     def to_params(self):
         data = self.cleaned_data
         params = {"mode": data["mode"]}
+        if data.get("video_files") and not data.get("videos"):
+            params["files"] = data["video_files"].split()
         if data.get("size"):
             params["size"] = data["size"]
         if data.get("fps"):

@@ -51,7 +51,7 @@ def test_it_stages_an_upload_with_its_media_info(staged):
     assert stored.expires_at > timezone.now()
 
 
-def test_it_runs_a_task_on_a_staged_upload_once(staged):
+def test_a_staged_upload_goes_to_its_task_and_a_later_task_gets_a_copy(staged):
     client, body = staged
     params = {"files": [body["id"]], "rects": [LOGO]}
     response = client.post("/api/tasks/", {"kind": "watermark", "params": params}, content_type="application/json")
@@ -59,7 +59,11 @@ def test_it_runs_a_task_on_a_staged_upload_once(staged):
     stored = StoredFile.objects.get(pk=body["id"])
     assert str(stored.task_id) == response.json()["task_id"] and stored.expires_at is None
     again = client.post("/api/tasks/", {"kind": "watermark", "params": params}, content_type="application/json")
-    assert again.status_code == 400 and again.json()["error"]["field"] == "files"
+    assert again.status_code == 201, again.content
+    (copy_id,) = again.json()["params"]["files"]
+    copy = StoredFile.objects.get(pk=copy_id)
+    assert copy_id != body["id"] and str(copy.task_id) == again.json()["task_id"] and copy.sha256 == stored.sha256
+    assert StoredFile.objects.get(pk=body["id"]).task_id == stored.task_id
 
 
 def test_it_keeps_files_to_their_owner(staged, client_for, bob):

@@ -42,6 +42,17 @@ def parse(text):
     return [tuple(int(v) for v in line.split(",")) for line in text.splitlines() if line.strip()]
 
 
+def start_and_finish(page):
+    """Start the form's task; the task once it completed."""
+    page.get_by_role("button", name="Start task").click()
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]{36}/\?created=1$"))
+    task_id = page.url.split("/tasks/")[1].split("/")[0]
+    task = wait_for(lambda: (t := Task.objects.get(pk=task_id)).status in Task.TERMINAL and t, 60,
+                    message="the watermark task to finish")
+    assert task.status == Task.Status.COMPLETED, (task.error_code, task.error_detail)
+    return task
+
+
 def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_page, clip):
     workers(1)
     page = new_page()
@@ -88,15 +99,28 @@ def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_
     assert page.get_by_label("From second").input_value() == "2.0"
     page.get_by_label("From second").fill("")
 
-    page.get_by_role("button", name="Start task").click()
-    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]{36}/\?created=1$|/tasks/[0-9a-f-]{36}/$"))
-    task_id = page.url.split("/tasks/")[1].split("/")[0]
-    task = wait_for(lambda: (t := Task.objects.get(pk=task_id)).status in Task.TERMINAL and t, 60,
-                    message="the watermark task to finish")
-    assert task.status == Task.Status.COMPLETED, (task.error_code, task.error_detail)
+    task = start_and_finish(page)
     assert task.params["files"] == [str(staged.pk)]  # the staged upload, not a second copy
     assert task.params["rects"] == [LOGO]
     assert StoredFile.objects.filter(owner=staged.owner, role=StoredFile.Role.INPUT).count() == 1
+
+    # Copy it: the same frame comes back with the box on it, to move and run again, no upload.
+    page.goto(f"{server.url}/tasks/{task.pk}/")
+    page.locator("[data-copy-task]").click()
+    page.wait_for_function("() => { const i = document.querySelector('.boxes__frame');"
+                           " return i && i.complete && i.naturalWidth > 0; }")
+    assert f"/api/files/{staged.pk}/preview/" in page.locator(".boxes__frame").get_attribute("src")
+    assert clip.name in page.locator(".boxes__status").inner_text()
+    assert page.locator("[data-box]").count() == 1
+    layer = frame_box(page)
+    drag(page, to_screen(layer, LOGO["x"] + LOGO["w"] / 2, LOGO["y"] + LOGO["h"] / 2),
+         to_screen(layer, LOGO["x"] + LOGO["w"] / 2 + 100, LOGO["y"] + LOGO["h"] / 2))
+    (moved,) = parse(boxes_text(page))
+    assert abs(moved[0] - LOGO["x"] - 100) <= 3 and moved[1:] == (LOGO["y"], LOGO["w"], LOGO["h"])
+    copy = start_and_finish(page)
+    assert copy.params["rects"] == [dict(zip("xywh", moved))]
+    (reused,) = StoredFile.objects.filter(task=copy, role=StoredFile.Role.INPUT)
+    assert reused.pk != staged.pk and reused.sha256 == StoredFile.objects.get(pk=staged.pk).sha256
 
 
 def test_it_replaces_the_staged_video_when_another_is_chosen(server, transactional_db, redis_conn, new_page,

@@ -46,6 +46,8 @@ class BoxEditor {
     this.media = null;
     this.boxes = parseBoxes(textarea.value);
     this.xhr = null;
+    // A copy of a task: its video, already on the server, unless another is chosen.
+    this.reuse = source.dataset.reuse && staged.value ? JSON.parse(source.dataset.reuse)[0] : null;
     this.build();
     source.addEventListener("change", () => this.choose());
     textarea.addEventListener("input", () => {
@@ -55,8 +57,21 @@ class BoxEditor {
     form.addEventListener("mc:submitted", () => { this.submitted = true; });
     // A staged upload nobody submitted is removed when the page is left (and expires anyway).
     window.addEventListener("pagehide", () => {
-      if (!this.submitted && this.staged.value) this.discard(this.staged.value, true);
+      if (!this.submitted && this.staged.value && !this.reused()) this.discard(this.staged.value, true);
     });
+    if (this.reuse) this.useReused();
+  }
+
+  reused() {
+    return Boolean(this.reuse) && this.staged.value === this.reuse.id;
+  }
+
+  useReused() {
+    this.panel.hidden = false;
+    this.bar.hidden = true;
+    this.cancel.hidden = true;
+    this.ready(this.reuse);
+    this.say(t("reusing", { name: this.reuse.name }));
   }
 
   build() {
@@ -144,13 +159,14 @@ class BoxEditor {
 
   choose() {
     if (this.xhr) this.xhr.abort();
-    if (this.staged.value) this.discard(this.staged.value);
+    if (this.staged.value && !this.reused()) this.discard(this.staged.value);
     this.staged.value = "";
     this.media = null;
     this.fieldError("");
     const file = this.source.files[0];
     if (!file) {
-      this.panel.hidden = true;
+      if (this.reuse) this.useReused();
+      else this.panel.hidden = true;
       return;
     }
     this.panel.hidden = false;
@@ -195,6 +211,7 @@ class BoxEditor {
       this.panel.hidden = true;
       this.source.value = "";
       this.fieldError(message);
+      if (this.reuse) this.useReused();
     };
     xhr.addEventListener("abort", () => fail(t("upload_cancelled")));
     xhr.addEventListener("error", () => fail(t("upload_failed")));
