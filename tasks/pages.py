@@ -88,6 +88,7 @@ PARAM_LABELS = {
     "profile_name": gettext_lazy("Profile name"),
     "sync_type": gettext_lazy("Sync type"),
     "trigger": gettext_lazy("Started by"),
+    "notes": gettext_lazy("Notes"),
 }
 HIDDEN_STATS = ("eta_source", "progress_percent")
 SPEED_STATS = ("download_speed", "speed", "files_per_second")  # the first present is the row's "speed"
@@ -131,6 +132,12 @@ def client_strings():
         "frame_alt": _("A frame of the video: drag on it to draw a box around each logo"),
         "preview_failed": _("No frame of this video could be shown; enter the boxes as numbers."),
         "frame_at": _("Frame at"),
+        "compare_before": _("Original"),
+        "compare_after": _("Result"),
+        "compare_before_alt": _("A frame of the original video"),
+        "compare_after_alt": _("The same frame of the result"),
+        "compare_divider": _("Divider"),
+        "compare_failed": _("A frame could not be shown."),
         "use_as_start": _("Use as start"),
         "use_as_end": _("Use as end"),
         "clear_boxes": _("Clear the boxes"),
@@ -296,30 +303,56 @@ def summary(data):
 
 
 def param_labels(task, user):
-    """{param path: label} from the kind's page form, so the detail page says "Seconds", not
-    "args.seconds". Empty when the kind has no form for this user (any more)."""
+    """{param path: (label, {value: its label})} from the kind's page form, so the detail page says
+    "Seconds", not "args.seconds", and a choice by its label. Empty when the kind has no form for
+    this user (any more)."""
     processor = registry().get(task.kind)
     form_class = processor.form_class(user) if processor is not None else None
     if form_class is None:
         return {}
     initial = {k: v for k, v in task.params.items() if isinstance(v, (str, int, float))} if isinstance(task.params, dict) else {}
     form = form_class(prefix=task.kind, initial=initial)
-    return {path: str(form.fields[name].label) for path, name in form.param_fields().items()
-            if name in form.fields and path not in form.COMMON_FIELDS and form.fields[name].label}
+    labels = {}
+    for path, name in form.param_fields().items():
+        field = form.fields.get(name)
+        if field is not None and path not in form.COMMON_FIELDS and field.label:
+            choices = {str(value): str(label) for value, label in getattr(field, "choices", ()) if value != ""}
+            labels[path] = (str(field.label), choices)
+    return labels
 
 
 def param_rows(params, labels=None, prefix=""):
-    """Nested params flattened into (name, value) rows for the detail page."""
+    """Nested params flattened into (name, value) rows for the detail page; an unset one (None, an
+    empty list) is left out. labels: param_labels()."""
     rows = []
     for key, value in (params or {}).items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and value:
             rows.extend(param_rows(value, labels, f"{path}."))
-        else:
-            shown = value_label(key, value) or (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-            name = (labels or {}).get(path) or PARAM_LABELS.get(path) or path.replace(".", " › ")
-            rows.append({"path": path, "name": str(name), "value": shown})
+        elif value is not None and value != []:
+            label, choices = (labels or {}).get(path, ("", {}))
+            name = label or PARAM_LABELS.get(path) or path.replace(".", " › ")
+            shown = choices.get(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+            rows.append({"path": path, "name": str(name), "value": shown or param_value(key, value)})
     return rows
+
+
+def param_value(key, value):
+    """A param as people read it: a code by its label, a list one item per line, a flat object
+    (a box) as its values, as the form takes them; anything else as JSON."""
+    label = value_label(key, value)
+    if label is not None:
+        return label
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, list):
+        return "\n".join(json.dumps(item, ensure_ascii=False) if isinstance(item, list) else param_value(key, item)
+                         for item in value)
+    if isinstance(value, dict) and value and all(isinstance(v, (str, int, float)) for v in value.values()):
+        return ", ".join(param_value(key, v) for v in value.values())
+    return json.dumps(value, ensure_ascii=False)
 
 
 def timeline_rows(timeline):

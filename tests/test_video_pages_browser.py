@@ -42,6 +42,67 @@ def parse(text):
     return [tuple(int(v) for v in line.split(",")) for line in text.splitlines() if line.strip()]
 
 
+def frames_shown(page):
+    page.wait_for_function("() => [...document.querySelectorAll('[data-compare] img')].length === 2 &&"
+                           " [...document.querySelectorAll('[data-compare] img')].every("
+                           "  (i) => i.complete && i.naturalWidth > 0 && !i.closest('[hidden]'))"
+                           " && !document.querySelector('.compare__stage').classList.contains('is-loading')")
+
+
+def pixel(page, which, x, y, size=(640, 360)):
+    """The colour at (x, y), in the video's pixels: of a frame ("before", "after"), or as the page
+    shows it ("shown": a screenshot of the stage, divider and all)."""
+    if which == "shown":
+        stage = page.locator(".compare__stage")
+        box = stage.bounding_box()
+        return png_pixel(stage.screenshot(animations="disabled"), x * box["width"] / size[0], y * box["height"] / size[1])
+    return page.evaluate("""([side, fx, fy]) => {
+        const frame = document.querySelector(`[data-compare-${side}]`), canvas = document.createElement("canvas");
+        canvas.width = frame.naturalWidth; canvas.height = frame.naturalHeight;
+        const g = canvas.getContext("2d");
+        g.drawImage(frame, 0, 0);
+        return [...g.getImageData(Math.round(fx * frame.naturalWidth), Math.round(fy * frame.naturalHeight), 1, 1).data];
+    }""", [which, x / size[0], y / size[1]])
+
+
+def png_pixel(data, x, y):
+    """(r, g, b) at (x, y) of an 8-bit RGB or RGBA PNG, as Chromium's screenshots are."""
+    import struct
+    import zlib
+
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert depth == 8 and colour in (2, 6), (depth, colour)
+    chunks, pos = b"", 8
+    while pos < len(data):
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        if kind == b"IDAT":
+            chunks += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    raw, step = zlib.decompress(chunks), 3 if colour == 2 else 4
+    stride, previous, row = width * step, bytearray(width * step), None
+    for line in range(int(y) + 1):
+        kind, scan = raw[line * (stride + 1)], bytearray(raw[line * (stride + 1) + 1:(line + 1) * (stride + 1)])
+        for i in range(stride):
+            a = scan[i - step] if i >= step else 0
+            b, c = previous[i], previous[i - step] if i >= step else 0
+            if kind == 1:
+                scan[i] = (scan[i] + a) & 255
+            elif kind == 2:
+                scan[i] = (scan[i] + b) & 255
+            elif kind == 3:
+                scan[i] = (scan[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                scan[i] = (scan[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        previous = row = scan
+    return tuple(row[int(x) * step:int(x) * step + 3])
+
+
+def is_red(rgba):
+    return rgba[0] > 180 and rgba[1] < 80 and rgba[2] < 80
+
+
 def start_and_finish(page):
     """Start the form's task; the task once it completed."""
     page.get_by_role("button", name="Start task").click()
@@ -104,8 +165,23 @@ def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_
     assert task.params["rects"] == [LOGO]
     assert StoredFile.objects.filter(owner=staged.owner, role=StoredFile.Role.INPUT).count() == 1
 
-    # Copy it: the same frame comes back with the box on it, to move and run again, no upload.
+    # Its page compares the original with the result at the same second: the logo is gone.
     page.goto(f"{server.url}/tasks/{task.pk}/")
+    frames_shown(page)
+    (result,) = task.files.filter(role=StoredFile.Role.OUTPUT)
+    before, after = (page.locator(f"[data-compare-{side}]").get_attribute("src") for side in ("before", "after"))
+    assert before.startswith(f"/api/files/{staged.pk}/preview/?t=1&") and after.startswith(f"/api/files/{result.pk}/preview/?t=1&")
+    assert page.locator("[data-compare-box]").count() == 1
+    logo = (LOGO["x"] + LOGO["w"] / 2, LOGO["y"] + LOGO["h"] / 2)
+    assert is_red(pixel(page, "before", *logo)) and not is_red(pixel(page, "after", *logo))
+    assert is_red(pixel(page, "shown", *logo))  # the divider in the middle: the logo's side is the original
+    page.locator("[data-compare-split]").fill("0")
+    assert not is_red(pixel(page, "shown", *logo))
+    page.locator("[data-compare-time]").fill("2")
+    page.wait_for_function("() => document.querySelector('[data-compare-after]').src.includes('?t=2&')")
+    frames_shown(page)
+
+    # Copy it: the same frame comes back with the box on it, to move and run again, no upload.
     page.locator("[data-copy-task]").click()
     page.wait_for_function("() => { const i = document.querySelector('.boxes__frame');"
                            " return i && i.complete && i.naturalWidth > 0; }")
@@ -119,6 +195,7 @@ def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_
     assert abs(moved[0] - LOGO["x"] - 100) <= 3 and moved[1:] == (LOGO["y"], LOGO["w"], LOGO["h"])
     copy = start_and_finish(page)
     assert copy.params["rects"] == [dict(zip("xywh", moved))]
+    frames_shown(page)  # the copy's page, open while it ran: its comparison appeared as it completed
     (reused,) = StoredFile.objects.filter(task=copy, role=StoredFile.Role.INPUT)
     assert reused.pk != staged.pk and reused.sha256 == StoredFile.objects.get(pk=staged.pk).sha256
 

@@ -2,6 +2,7 @@
 import { initChrome } from "./chrome.js";
 import { refreshTimes } from "./format.js";
 import { initVideoForms } from "./boxes.js";
+import { initCompare } from "./compare.js";
 import { initForms } from "./forms.js";
 import { Live } from "./live.js";
 import { initNotifications, taskSeen } from "./notify.js";
@@ -17,6 +18,7 @@ setInterval(() => refreshTimes(), 30000);
 const lists = [...document.querySelectorAll("[data-task-list]")].map((el) => new TaskList(el));
 const detailRoot = document.querySelector("[data-task-detail]");
 const detail = detailRoot ? new TaskDetail(detailRoot) : null;
+const compare = initCompare();
 
 if (detail && new URLSearchParams(location.search).has("created")) {
   history.replaceState(null, "", location.pathname + location.hash); // a reload does not say "created" again
@@ -48,6 +50,7 @@ if (document.body.dataset.live) {
       taskSeen(task);
       for (const list of lists) list.update(task);
       if (detail) detail.update(task);
+      if (compare && detail && task.task_id === detail.id) compare.update(task);
     },
     onDeleted,
     poll: lists.length || detail ? () => Promise.all([...lists.map((l) => l.poll()), detail && detail.poll()]) : null,

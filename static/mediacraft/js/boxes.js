@@ -2,25 +2,12 @@
 // from the preview endpoint, and the logo boxes are drawn on that frame. The boxes and the
 // "x, y, w, h" lines of the textarea are one model: editing either redraws the other. Box
 // positions are kept in the video's own pixels and drawn in percent, so the frame may scale.
-import { csrfToken } from "./chrome.js";
-import { formatBytes } from "./format.js";
+import { csrfToken, el } from "./chrome.js";
+import { clock, formatBytes } from "./format.js";
 import { t } from "./i18n.js";
 
 const MIN_DRAG = 4; // display pixels: a click is not a box
 const LINE_RE = /^\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*[,;\s]\s*(-?\d+)\s*$/;
-
-function el(tag, className, attrs = {}) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  return node;
-}
-
-function clock(seconds) {
-  const s = Math.max(0, seconds);
-  const m = Math.floor(s / 60);
-  return `${m}:${(s - m * 60).toFixed(1).padStart(4, "0")}`;
-}
 
 export function parseBoxes(text) {
   const boxes = [];

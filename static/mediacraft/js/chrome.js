@@ -1,6 +1,13 @@
 // Page chrome: the "Mine" menu, dismissible flashes, toasts, the confirm dialog, copy buttons.
 import { t } from "./i18n.js";
 
+export function el(tag, className, attrs = {}) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  return node;
+}
+
 export function csrfToken() {
   // The cookie first: a visitor's first write logs them in, which rotates the token the page has.
   const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));

@@ -3,6 +3,13 @@ import { client, lang } from "./i18n.js";
 
 const UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
 
+// Seconds as m:ss.s, for a frame's time.
+export function clock(seconds) {
+  const s = Math.max(0, seconds);
+  const m = Math.floor(s / 60);
+  return `${m}:${(s - m * 60).toFixed(1).padStart(4, "0")}`;
+}
+
 export function formatBytes(value) {
   let n = Number(value) || 0;
   let unit = 0;
