@@ -15,7 +15,9 @@ from tests.media_helpers import LOGO, make_video
 
 @pytest.fixture
 def clip(tmp_path):
-    return make_video(tmp_path / "带台标 clip.mp4", size="640x360", seconds=3)
+    # A blue logo, on testsrc2's red bar: what fills the box after removal is red, never blue.
+    logo = f"drawbox=x={LOGO['x']}:y={LOGO['y']}:w={LOGO['w']}:h={LOGO['h']}:color=blue@1:t=fill"
+    return make_video(tmp_path / "带台标 clip.mp4", size="640x360", seconds=3, logo=False, extra=("-vf", logo))
 
 
 def frame_box(page):
@@ -99,8 +101,8 @@ def png_pixel(data, x, y):
     return tuple(row[int(x) * step:int(x) * step + 3])
 
 
-def is_red(rgba):
-    return rgba[0] > 180 and rgba[1] < 80 and rgba[2] < 80
+def is_blue(rgba):
+    return rgba[2] > 180 and rgba[0] < 80 and rgba[1] < 80
 
 
 def start_and_finish(page):
@@ -128,7 +130,7 @@ def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_
                            " return i && i.complete && i.naturalWidth > 0; }")
     assert "640×360" in page.locator(".boxes__info").inner_text()
 
-    # Draw around the red logo: the numbers follow, in the video's pixels.
+    # Draw around the logo: the numbers follow, in the video's pixels.
     layer = frame_box(page)
     drag(page, to_screen(layer, LOGO["x"], LOGO["y"]),
          to_screen(layer, LOGO["x"] + LOGO["w"], LOGO["y"] + LOGO["h"]))
@@ -173,10 +175,10 @@ def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_
     assert before.startswith(f"/api/files/{staged.pk}/preview/?t=1&") and after.startswith(f"/api/files/{result.pk}/preview/?t=1&")
     assert page.locator("[data-compare-box]").count() == 1
     logo = (LOGO["x"] + LOGO["w"] / 2, LOGO["y"] + LOGO["h"] / 2)
-    assert is_red(pixel(page, "before", *logo)) and not is_red(pixel(page, "after", *logo))
-    assert is_red(pixel(page, "shown", *logo))  # the divider in the middle: the logo's side is the original
+    assert is_blue(pixel(page, "before", *logo)) and not is_blue(pixel(page, "after", *logo))
+    assert is_blue(pixel(page, "shown", *logo))  # the divider in the middle: the logo's side is the original
     page.locator("[data-compare-split]").fill("0")
-    assert not is_red(pixel(page, "shown", *logo))
+    assert not is_blue(pixel(page, "shown", *logo))
     page.locator("[data-compare-time]").fill("2")
     page.wait_for_function("() => document.querySelector('[data-compare-after]').src.includes('?t=2&')")
     frames_shown(page)
