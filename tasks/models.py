@@ -1,9 +1,16 @@
+import unicodedata
 import uuid
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+
+def search_form(text):
+    """Text as searches compare it: full-width letters and digits as plain ones (NFKC), any case
+    as lower case; static/mediacraft/js/tasks.js does the same for the rows it matches live."""
+    return unicodedata.normalize("NFKC", text or "").lower()
 
 
 class TaskKind(models.TextChoices):
@@ -51,6 +58,9 @@ class Task(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks")
     kind = models.CharField(_("kind"), max_length=20, choices=TaskKind.choices)
     title = models.CharField(_("title"), max_length=200, blank=True)
+    # The title as searches compare it (search_form): the database's own case folding is ASCII
+    # only on SQLite, and on PostgreSQL depends on the server's locale.
+    search_title = models.CharField(max_length=800, blank=True, editable=False)
     params = models.JSONField(_("parameters"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     stage = models.CharField(_("stage"), max_length=40, blank=True)
@@ -94,6 +104,12 @@ class Task(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.title or self.pk}"
+
+    def save(self, *args, **kwargs):
+        self.search_title = search_form(self.title)
+        if kwargs.get("update_fields") is not None and "title" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "search_title"}
+        super().save(*args, **kwargs)
 
     @property
     def is_terminal(self):

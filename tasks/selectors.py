@@ -6,7 +6,7 @@ from django.db.models import Count, Q
 from django.utils.translation import gettext as _
 
 from tasks.errors import ApiError, NotFound
-from tasks.models import Task, TaskKind
+from tasks.models import Task, TaskKind, search_form
 
 
 def task_get_for_user(*, user, task_id):
@@ -54,7 +54,7 @@ def task_list(*, user, status=None, kind=None, q=None):
     if kind:
         qs = qs.filter(kind=kind)
     if q:
-        qs = qs.filter(title__icontains=q)
+        qs = qs.filter(search_title__contains=search_form(q))
     return qs.order_by("-created_at", "-pk")
 
 

@@ -383,6 +383,33 @@ def test_it_searches_the_titles_in_any_case_and_takes_wildcards_literally(alice,
     assert client.get(TASKS, {"q": "nothing like it"}).json()["count"] == 0
 
 
+def test_it_searches_past_case_and_width_in_any_script(alice, tool, client_for):
+    # Full-width letters and digits, as Chinese input methods type them; accented capitals.
+    summer, cafe = titled(alice, "Ｓｕｍｍｅｒ ２０２４ 夏天", "ÉCOLE Café")
+    client = client_for(alice)
+
+    def found(q):
+        return {t["task_id"] for t in client.get(TASKS, {"q": q}).json()["items"]}
+
+    assert found("summer 2024") == found("夏天") == found("ＳＵＭＭＥＲ") == {str(summer.pk)}
+    assert found("école café") == found("CAFÉ") == {str(cafe.pk)}
+    assert found("cafe") == set()  # an accent is a different letter, not a case
+
+
+def test_a_migrated_database_finds_its_old_titles(transactional_db, alice, tool, client_for):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    (old,) = titled(alice, "Ａrchive ÉTÉ")
+    Task.objects.filter(pk=old.pk).update(search_title="")  # as the rows were before 0004
+    executor = MigrationExecutor(connection)
+    executor.migrate([("tasks", "0003_countdown_translations")])
+    executor.loader.build_graph()
+    executor.migrate([("tasks", "0004_task_search_title")])
+    assert Task.objects.get(pk=old.pk).search_title == "archive été"
+    assert client_for(alice).get(TASKS, {"q": "archive été"}).json()["count"] == 1
+
+
 def test_it_paginates_the_list(alice, tool, client_for):
     tasks = [str(t.pk) for t in reversed(make_tasks(alice, 5))]
     client = client_for(alice)

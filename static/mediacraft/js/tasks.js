@@ -18,6 +18,11 @@ function setText(root, field, text) {
   each(root, field, (el) => { if (el.textContent !== text) el.textContent = text; });
 }
 
+// As tasks/models.py search_form(): full-width letters and digits as plain ones, any case as lower.
+function searchForm(text) {
+  return (text || "").normalize("NFKC").toLowerCase();
+}
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -257,7 +262,7 @@ export class TaskList {
   matches(task) {
     const { status, kind, q } = this.list.dataset;
     return (!status || task.status === status) && (!kind || task.kind === kind)
-      && (!q || (task.title || "").toLowerCase().includes(q.toLowerCase()));
+      && (!q || searchForm(task.title).includes(searchForm(q)));
   }
 
   // What events did while a poll was on its way: its answer may be older than they are.
