@@ -338,8 +338,8 @@ def param_rows(params, labels=None, prefix=""):
 
 
 def param_value(key, value):
-    """A param as people read it: a code by its label, a list one item per line, a flat object
-    (a box) as its values, as the form takes them; anything else as JSON."""
+    """A param as people read it: a code by its label, a list one item per line, a box as its
+    numbers (as the form takes them), a flat object as its pairs; anything else as JSON."""
     label = value_label(key, value)
     if label is not None:
         return label
@@ -350,8 +350,11 @@ def param_value(key, value):
     if isinstance(value, list):
         return "\n".join(json.dumps(item, ensure_ascii=False) if isinstance(item, list) else param_value(key, item)
                          for item in value)
+    if isinstance(value, dict) and set(value) == {"x", "y", "w", "h"}:  # a box, as the watermark form takes it
+        return ", ".join(param_value(key, value[k]) for k in "xywh")
     if isinstance(value, dict) and value and all(isinstance(v, (str, int, float)) for v in value.values()):
-        return ", ".join(param_value(key, v) for v in value.values())
+        # In key order: PostgreSQL's jsonb does not keep an object's own order.
+        return ", ".join(f"{k}: {param_value(k, v)}" for k, v in sorted(value.items()))
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -425,7 +425,8 @@ def test_it_shows_result_files_with_a_player_and_inputs_by_name(open_tool, alice
 def test_it_shows_parameters_as_people_read_them(open_tool, alice):
     boxes = [{"x": 34, "y": 30, "w": 232, "h": 82}, {"x": 5, "y": 6, "w": 7, "h": 8}]
     watermark = make_task(alice, kind=TaskKind.WATERMARK, params={
-        "rects": boxes, "start": None, "end": 4.5, "method": "delogo", "notes": [], "flag": True, "deep": [[1, 2]]})
+        "rects": boxes, "start": None, "end": 4.5, "method": "delogo", "notes": [], "flag": True, "deep": [[1, 2]],
+        "extra": [{"b": 2, "a": "one"}]})
     download = make_task(alice, kind=TaskKind.DOWNLOAD, params={"urls": ["http://a.example/1", "http://a.example/2"]})
     browser = Client()
     browser.force_login(alice)
@@ -439,6 +440,7 @@ def test_it_shows_parameters_as_people_read_them(open_tool, alice):
     assert shown["Logo boxes"] == "34, 30, 232, 82\n5, 6, 7, 8"  # as the form takes them, one per line
     assert shown["To second"] == "4.5" and shown["flag"] == "Yes" and shown["deep"] == "[1, 2]"
     assert shown["Method"] == "Blur from the surrounding pixels (delogo)"  # a choice by its label
+    assert shown["extra"] == "a: one, b: 2"
     assert "From second" not in shown and "Notes" not in shown and "notes" not in shown  # unset: left out
     assert params(download)["URLs"] == "http://a.example/1\nhttp://a.example/2"
 
