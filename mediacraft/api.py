@@ -147,7 +147,12 @@ def build_api():
 
     @api.exception_handler(ApiError)
     def on_api_error(request, exc):
-        return error_response(api, request, exc.status, exc.code, exc.message, **exc.extra)
+        extra = dict(exc.extra)
+        retry_after = extra.pop("retry_after", None)
+        response = error_response(api, request, exc.status, exc.code, exc.message, **extra)
+        if retry_after is not None:
+            response["Retry-After"] = str(retry_after)
+        return response
 
     @api.exception_handler(ValidationError)
     def on_validation(request, exc):

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
 from storage import selectors, services
-from storage.media import MediaError, frame_jpeg
+from storage.media import MediaError, PreviewBusy, frame_jpeg
 from storage.responses import file_response
 from tasks.errors import ApiError
 from users.auth import api_user
@@ -113,6 +113,9 @@ def preview(request, file_id: str, t: float = 0.0, width: int = 960):
         jpeg = frame_jpeg(stored.abs_path, second=min(t, max(0.0, duration - 0.05)), width=width)
     except MediaError as exc:
         raise ApiError("no_frame", _("No frame could be read at %(t)s s: %(reason)s") % {"t": t, "reason": exc}) from None
+    except PreviewBusy:
+        raise ApiError("preview_busy", _("The server is busy making other previews; try again in a moment."),
+                       status=503, retry_after=2) from None
     response = HttpResponse(jpeg, content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=3600"
     return response

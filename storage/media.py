@@ -1,8 +1,10 @@
 """What ffmpeg says about a file. imageio-ffmpeg ships ffmpeg without ffprobe, so this parses
 ffmpeg's own description of its inputs."""
 
+import functools
 import re
 import subprocess
+import threading
 
 
 class MediaError(Exception):
@@ -131,11 +133,36 @@ def _last_lines(text, count=3):
     return " | ".join(useful[-count:])
 
 
+class PreviewBusy(Exception):
+    """Every preview slot of this process stayed taken for the whole wait."""
+
+
+@functools.cache
+def preview_slots(count):
+    """This process's preview slots: a frame costs an ffmpeg's seek and decode, and a few drags on
+    the pages' sliders must not take every core of the machine."""
+    return threading.BoundedSemaphore(count)
+
+
 def frame_jpeg(path, *, second=0.0, width=960, timeout=20):
-    """One frame as JPEG bytes (for drawing logo boxes on)."""
+    """One frame as JPEG bytes (for drawing logo boxes on and comparing results), made in one of
+    MEDIACRAFT_PREVIEW_CONCURRENCY slots; PreviewBusy after MEDIACRAFT_PREVIEW_WAIT_SECONDS."""
+    from django.conf import settings
+
+    slots = preview_slots(settings.MEDIACRAFT_PREVIEW_CONCURRENCY)
+    if not slots.acquire(timeout=settings.MEDIACRAFT_PREVIEW_WAIT_SECONDS):
+        raise PreviewBusy()
+    try:
+        return _frame_jpeg(path, second, width, timeout)
+    finally:
+        slots.release()
+
+
+def _frame_jpeg(path, second, width, timeout):
     run = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-ss", f"{max(0.0, second):.3f}", "-i", str(path),
-         "-frames:v", "1", "-vf", f"scale='min({width},iw)':-2", "-q:v", "3", "-f", "image2pipe", "-vcodec", "mjpeg", "-"],
+         "-frames:v", "1", "-vf", f"scale='min({width},iw)':-2", "-q:v", "3", "-threads", "1", "-f", "image2pipe",
+         "-vcodec", "mjpeg", "-"],
         capture_output=True, timeout=timeout,
     )
     if run.returncode != 0 or not run.stdout:

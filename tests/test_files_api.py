@@ -89,6 +89,31 @@ def test_it_renders_a_preview_frame(staged):
     assert client.get(f"/api/files/{body['id']}/preview/", {"width": 5}).status_code == 400
 
 
+def test_previews_wait_for_a_free_slot_then_say_the_server_is_busy(staged, settings):
+    import threading
+
+    from storage.media import preview_slots
+
+    client, body = staged
+    url = f"/api/files/{body['id']}/preview/"
+    settings.MEDIACRAFT_PREVIEW_CONCURRENCY, settings.MEDIACRAFT_PREVIEW_WAIT_SECONDS = 1, 0.2
+    slot = preview_slots(1)
+    assert slot.acquire(timeout=5)  # the one slot is making another preview
+    try:
+        busy = client.get(url, {"t": 1})
+    finally:
+        slot.release()
+    assert busy.status_code == 503 and busy["Retry-After"] == "2"
+    assert busy.json()["error"] == {"code": "preview_busy",
+                                    "message": "The server is busy making other previews; try again in a moment."}
+    # A preview waiting for the slot gets it once the other is done.
+    settings.MEDIACRAFT_PREVIEW_WAIT_SECONDS = 10
+    assert slot.acquire(timeout=5)
+    threading.Timer(0.3, slot.release).start()
+    assert client.get(url, {"t": 1}).status_code == 200
+    assert client.get(url, {"t": 1}).status_code == 200  # and gave it back
+
+
 def test_it_serves_ranges_with_the_original_name(staged):
     client, body = staged
     url = f"/api/files/{body['id']}/download/"
