@@ -595,9 +595,11 @@ def _get_task(request, task_id):
 @require_GET
 def task_detail(request, task_id):
     task = _get_task(request, task_id)
+    processor = registry().get(task.kind)
     return render(request, "tasks/detail.html", page_context(
         request, task=task_view(task, param_labels(task, viewer(request))), created=request.GET.get("created") == "1",
         copy_url=copy_url(viewer(request), task), live=True, nav="tasks",
+        result_table=processor.result_table(task.result) if processor is not None and task.result else None,
     ))
 
 

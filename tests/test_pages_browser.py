@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from django.utils import timezone
 
 from tasks.models import CommandTemplate, Task
 from tests.browser import *  # noqa: F401,F403
@@ -270,6 +271,20 @@ def test_it_drops_a_row_that_no_longer_matches_the_filter(server, transactional_
     assert_not_reloaded(page)
 
 
+def submit_slow(page, server):
+    """A slow command task submitted as the page's visitor; its id."""
+    page.goto(f"{server.url}/tasks/")
+    return api_post(page, server.url, "/api/tasks/", {
+        "kind": "command", "params": {"template": "slow", "args": {"steps": 1}}})["task_id"]
+
+
+def open_live(page, url):
+    """Open the page, wait for its live connection, and mark it to tell a reload later."""
+    page.goto(url)
+    wait_for(lambda: page.locator("[data-live-indicator]").get_attribute("data-state") == "live", 10, message="live")
+    mark_document(page)
+
+
 def test_it_offers_all_results_as_one_zip_once_a_task_ends_with_several(
         server, transactional_db, redis_conn, slow_tool, new_page):
     from storage import services as storage
@@ -277,12 +292,8 @@ def test_it_offers_all_results_as_one_zip_once_a_task_ends_with_several(
     from tasks.runtime import task_work_dir
 
     page = new_page()
-    page.goto(f"{server.url}/tasks/")
-    task_id = api_post(page, server.url, "/api/tasks/", {
-        "kind": "command", "params": {"template": "slow", "args": {"steps": 1}}})["task_id"]
-    page.goto(f"{server.url}/tasks/{task_id}/")
-    wait_for(lambda: page.locator("[data-live-indicator]").get_attribute("data-state") == "live", 10, message="live")
-    mark_document(page)
+    task_id = submit_slow(page, server)
+    open_live(page, f"{server.url}/tasks/{task_id}/")
     zip_link = page.get_by_role("link", name="Download all (ZIP)")
     assert not zip_link.is_visible()
     task = services.task_mark_running(task_id=task_id, worker_name="test")
@@ -298,6 +309,38 @@ def test_it_offers_all_results_as_one_zip_once_a_task_ends_with_several(
     with page.expect_download() as download:
         zip_link.click()
     assert download.value.suggested_filename.endswith(".zip")
+    assert_not_reloaded(page)
+
+
+CALIBRATED = {"connection": "main", "counts": {"found": 1, "unknown": 1}, "items": [
+    {"input": "a" * 40, "info_hash": "a" * 40, "status": "found", "name": "Holiday.Photos.2024",
+     "files": [{"path": "Holiday.Photos.2024/001.jpg", "size": 2048}, {"path": "Holiday.Photos.2024/002.jpg",
+                                                                     "size": 1024}]},
+    {"input": "b" * 40, "info_hash": "b" * 40, "status": "unknown"},
+]}
+
+
+def test_it_draws_a_finished_calibration_as_a_table_without_a_reload(
+        server, transactional_db, redis_conn, slow_tool, new_page):
+    from tasks import services
+
+    page = new_page()
+    seed = submit_slow(page, server)  # the page's visitor exists from here
+    task = Task.objects.create(owner=Task.objects.get(pk=seed).owner, kind="calibration", status=S.RUNNING,
+                               params={"connection": 1, "connection_name": "main", "hashes": ["a" * 40, "b" * 40]},
+                               timeout=60, started_at=timezone.now(), heartbeat_at=timezone.now())
+    open_live(page, f"{server.url}/tasks/{task.pk}/")
+    assert not page.locator(".results-table").count()
+    services.task_complete(task_id=task.pk, result=CALIBRATED)
+    page.locator(".results-table").wait_for(timeout=10000)
+    rows = page.locator(".results-table tbody tr")
+    assert rows.count() == 2
+    assert rows.nth(0).locator("td").all_inner_texts()[1:] == ["Found", "2", "3.0\xa0KB"]
+    assert "Holiday.Photos.2024" in rows.nth(0).inner_text() and "a" * 40 in rows.nth(0).inner_text()
+    assert rows.nth(1).locator("td").all_inner_texts()[1:] == ["Unknown to qBittorrent", "—", "—"]
+    rows.nth(0).get_by_text("2 items").click()
+    assert rows.nth(0).get_by_text("Holiday.Photos.2024/002.jpg").is_visible()
+    assert page.locator("[data-result-raw]").get_attribute("open") is None  # the JSON folded away
     assert_not_reloaded(page)
 
 

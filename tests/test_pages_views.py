@@ -445,6 +445,34 @@ def test_it_shows_parameters_as_people_read_them(open_tool, alice):
     assert params(download)["URLs"] == "http://a.example/1\nhttp://a.example/2"
 
 
+def test_it_shows_a_calibration_result_as_a_table_with_each_torrents_files(open_tool, alice, monkeypatch):
+    from tasks.processors import calibration
+
+    monkeypatch.setattr(calibration, "SHOWN_FILES", 3)
+    files = [{"path": f"Show/E{n:02d}.mkv", "size": 1024 * 1024} for n in range(1, 6)]
+    result = {"connection": "main", "counts": {}, "items": [
+        {"input": "magnet:?xt=urn:btih:" + "c" * 40 + "&dn=<b>Show</b>", "info_hash": "c" * 40, "status": "found",
+         "name": "<b>Show</b>", "files": files},
+        {"input": "d" * 40, "info_hash": "d" * 40, "status": "timeout", "magnet_name": "Late one"},
+    ]}
+    task = make_task(alice, kind=TaskKind.CALIBRATION, params={"hashes": ["c" * 40, "d" * 40]}, result=result)
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.get(f"/tasks/{task.pk}/").content.decode()
+    table = page.split('<table class="results-table">')[1].split("</table>")[0]
+    cells = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+             for row in re.findall(r'<tr class="results-table__row".*?</tr>', table, re.S)]
+    assert cells[0].startswith("&lt;b&gt;Show&lt;/b&gt; " + "c" * 40 + " 5 items Show/E01.mkv 1.0")  # inert HTML
+    assert "Show/E03.mkv" in cells[0] and "Show/E04.mkv" not in cells[0] and "…and 2 more" in cells[0]
+    assert cells[0].endswith("Found 5 5.0 MB")
+    assert cells[1] == "Late one " + "d" * 40 + " Timed out waiting for metadata — —"
+    assert "<b>Show</b>" not in page
+    assert re.search(r"<details class=\"technical\" data-result-raw>", page)  # the JSON folded away
+    command = make_task(alice, kind=TaskKind.COMMAND, params={"template": "greet", "args": {}}, result={"stdout": "hi"})
+    page = browser.get(f"/tasks/{command.pk}/").content.decode()
+    assert "results-table" not in page and re.search(r"<details class=\"technical\" data-result-raw open>", page)
+
+
 def test_it_labels_calibration_counts_and_strm_codes_in_the_viewers_language(open_tool, alice):
     from django.utils import translation
 

@@ -28,6 +28,12 @@ class Processor(abc.ABC):
     def make_title(self, params):
         return ""
 
+    def result_table(self, result):
+        """The result as a table for the task's page, or None (the page shows its JSON):
+        {"columns": [heading, ...], "rows": [{"title", "note", "status", "cells": [text, ...],
+        "details": [(text, text), ...], "more": n}]}; the first column is the title's."""
+        return None
+
     def default_timeout_for(self, params):
         return self.default_timeout
 

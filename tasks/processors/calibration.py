@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 PARAM_NAMES = {"hashes", "connection"}
 PROBE_LOG = "calibration-probes.json"
+SHOWN_FILES = 200  # per torrent on its task's page; the result keeps them all
 
 
 def wait_budget(timeout):
@@ -111,6 +112,31 @@ class CalibrationProcessor(Processor):
             self._settle_single(results[0])
         ctx.progress(100, stage="done", code="done", stats={"total": len(results), **counts})
         return {"connection": connection.name, "items": results, "counts": counts}
+
+    def result_table(self, result):
+        """One row per entry: its torrent's name, what was found out, its files (the first ones
+        folded under the name)."""
+        from django.template.defaultfilters import filesizeformat
+
+        from torrents.models import EntryStatus
+
+        items = result.get("items") if isinstance(result, dict) else None
+        if not isinstance(items, list):
+            return None
+        labels = dict(EntryStatus.choices)
+        rows = []
+        for item in (i for i in items if isinstance(i, dict)):
+            files = [f for f in item.get("files") or [] if isinstance(f, dict)]
+            size = sum(f.get("size") or 0 for f in files if isinstance(f.get("size"), int))
+            rows.append({
+                "title": item.get("name") or item.get("magnet_name") or item.get("input") or "",
+                "note": item.get("info_hash") or "", "status": str(item.get("status") or ""),
+                "cells": [str(labels.get(item.get("status"), item.get("status") or "")),
+                          str(len(files)) if files else "—", filesizeformat(size) if files else "—"],
+                "details": [(str(f.get("path", "")), filesizeformat(f.get("size") or 0)) for f in files[:SHOWN_FILES]],
+                "more": max(0, len(files) - SHOWN_FILES),
+            })
+        return {"columns": [_("Torrent"), _("Result"), _("Files"), _("Size")], "rows": rows}
 
     def _settle_single(self, item):
         """One entry: anything but found ends the task as seed 004's clients expect. A timeout is

@@ -364,7 +364,29 @@ export class TaskDetail {
   }
 
   update(task) {
-    if (task.task_id === this.id && !this.deleted) renderTask(this.root, task);
+    if (task.task_id !== this.id || this.deleted) return;
+    const finished = rule("terminal").includes(task.status);
+    if (finished && this.root.dataset.status !== task.status) this.refreshResultTable();
+    renderTask(this.root, task);
+  }
+
+  // A kind may draw its result as a table on the server (Processor.result_table): take it from
+  // the page itself once the task has finished, so the table is drawn in one place.
+  async refreshResultTable() {
+    const slot = this.root.querySelector("[data-result-table]");
+    if (!slot) return;
+    try {
+      const response = await fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const table = page.querySelector("[data-result-table]");
+      if (!table) return;
+      slot.replaceChildren(...[...table.childNodes].map((node) => document.importNode(node, true)));
+      const raw = this.root.querySelector("[data-result-raw]");
+      if (raw) raw.open = !slot.querySelector("table");
+    } catch {
+      // the JSON below still shows the result
+    }
   }
 
   markDeleted() {
