@@ -445,6 +445,13 @@ def test_it_shows_parameters_as_people_read_them(open_tool, alice):
     assert params(download)["URLs"] == "http://a.example/1\nhttp://a.example/2"
 
 
+def table_rows(page):
+    """The text of each row of the page's result table, tags and runs of spaces as one space."""
+    table = page.split('<table class="results-table">')[1].split("</table>")[0]
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+            for row in re.findall(r'<tr class="results-table__row".*?</tr>', table, re.S)]
+
+
 def test_it_shows_a_calibration_result_as_a_table_with_each_torrents_files(open_tool, alice, monkeypatch):
     from tasks.processors import calibration
 
@@ -459,9 +466,7 @@ def test_it_shows_a_calibration_result_as_a_table_with_each_torrents_files(open_
     browser = Client()
     browser.force_login(alice)
     page = browser.get(f"/tasks/{task.pk}/").content.decode()
-    table = page.split('<table class="results-table">')[1].split("</table>")[0]
-    cells = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
-             for row in re.findall(r'<tr class="results-table__row".*?</tr>', table, re.S)]
+    cells = table_rows(page)
     assert cells[0].startswith("&lt;b&gt;Show&lt;/b&gt; " + "c" * 40 + " 5 items Show/E01.mkv 1.0")  # inert HTML
     assert "Show/E03.mkv" in cells[0] and "Show/E04.mkv" not in cells[0] and "…and 2 more" in cells[0]
     assert cells[0].endswith("Found 5 5.0 MB")
@@ -471,6 +476,22 @@ def test_it_shows_a_calibration_result_as_a_table_with_each_torrents_files(open_
     command = make_task(alice, kind=TaskKind.COMMAND, params={"template": "greet", "args": {}}, result={"stdout": "hi"})
     page = browser.get(f"/tasks/{command.pk}/").content.decode()
     assert "results-table" not in page and re.search(r"<details class=\"technical\" data-result-raw open>", page)
+
+
+def test_it_shows_a_downloads_files_and_failures_in_the_order_given(open_tool, alice):
+    result = {"total_files": 3, "completed_files": 2, "failed_files": 1, "downloaded_size": 3072,
+              "files": [{"index": 0, "url": "http://a.example/x.bin", "name": "x.bin", "size": 1024, "file_id": "f1"},
+                        {"index": 2, "url": "http://a.example/z.bin", "name": "z.bin", "size": 2048, "file_id": "f2"}],
+              "failed": [{"index": 1, "url": "http://a.example/<y>.bin", "name": "<y>.bin", "error_code": "3",
+                          "error": "Resource not found"}]}
+    task = make_task(alice, kind=TaskKind.DOWNLOAD, params={"urls": ["http://a.example/x.bin"]}, result=result)
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.get(f"/tasks/{task.pk}/").content.decode()
+    cells = table_rows(page)
+    assert cells == ["x.bin http://a.example/x.bin Downloaded 1.0 KB",
+                     "&lt;y&gt;.bin http://a.example/&lt;y&gt;.bin aria2 error 3: Resource not found Failed —",
+                     "z.bin http://a.example/z.bin Downloaded 2.0 KB"]
 
 
 def test_it_labels_calibration_counts_and_strm_codes_in_the_viewers_language(open_tool, alice):

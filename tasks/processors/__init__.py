@@ -31,7 +31,7 @@ class Processor(abc.ABC):
     def result_table(self, result):
         """The result as a table for the task's page, or None (the page shows its JSON):
         {"columns": [heading, ...], "rows": [{"title", "note", "status", "cells": [text, ...],
-        "details": [(text, text), ...], "more": n}]}; the first column is the title's."""
+        "error"?, "details"?: [(text, text), ...], "more"?: n}]}; the first column is the title's."""
         return None
 
     def default_timeout_for(self, params):

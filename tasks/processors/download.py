@@ -373,6 +373,29 @@ class DownloadProcessor(Processor):
     spawns_tools = False
     default_timeout = 6 * 3600
 
+    def result_table(self, result):
+        """Every URL in the order given: its file and size, or why it failed (aria2's own words)."""
+        from django.template.defaultfilters import filesizeformat
+
+        if not isinstance(result, dict) or not isinstance(result.get("files"), list) \
+                or not isinstance(result.get("failed"), list):
+            return None
+        entries = [(f, True) for f in result["files"] if isinstance(f, dict)]
+        entries += [(f, False) for f in result["failed"] if isinstance(f, dict)]
+        entries.sort(key=lambda entry: entry[0].get("index") if isinstance(entry[0].get("index"), int) else 0)
+        rows = []
+        for entry, arrived in entries:
+            size = entry.get("size") if isinstance(entry.get("size"), int) else None
+            rows.append({
+                "title": str(entry.get("name") or ""), "note": str(entry.get("url") or ""),
+                "status": "downloaded" if arrived else "failed",
+                "cells": [str(_("Downloaded") if arrived else _("Failed")),
+                          filesizeformat(size) if arrived and size is not None else "—"],
+                "error": "" if arrived else _("aria2 error %(code)s: %(message)s") % {
+                    "code": entry.get("error_code") or "?", "message": entry.get("error") or "—"},
+            })
+        return {"columns": [_("File"), _("Result"), _("Size")], "rows": rows}
+
     def validate(self, *, params, files, user):
         from downloads import policy
         from storage.selectors import used_bytes
