@@ -248,3 +248,19 @@ def test_it_sends_the_merge_videos_in_the_order_chosen(server, workers, new_page
     task_id = page.url.split("/tasks/")[1].split("/")[0]
     inputs = StoredFile.objects.filter(task_id=task_id, role=StoredFile.Role.INPUT).order_by("position")
     assert [f.original_name for f in inputs] == ["b-second.mp4", "a-first.mp4"]
+
+    # Copied, with nothing chosen: the same videos in the same order, sent by id, not uploaded again.
+    page.goto(f"{server.url}/tasks/{task_id}/")
+    page.locator("[data-copy-task]").click()
+    assert "b-second.mp4, a-first.mp4" in page.locator(".field--file, .field").filter(
+        has=page.locator("input[type=file]")).first.inner_text()
+    with page.expect_request(lambda r: r.url.endswith("/api/tasks/") and r.method == "POST") as sent:
+        page.get_by_role("button", name="Start task").click()
+    assert b"filename=" not in (sent.value.post_data_buffer or b"")  # no file went up again
+    page.wait_for_url(re.compile(r"/tasks/[0-9a-f-]{36}/\?created=1$"))
+    copy_id = page.url.split("/tasks/")[1].split("/")[0]
+    assert copy_id != task_id
+    copied = StoredFile.objects.filter(task_id=copy_id, role=StoredFile.Role.INPUT).order_by("position")
+    assert [f.original_name for f in copied] == ["b-second.mp4", "a-first.mp4"]
+    assert [f.sha256 for f in copied] == [f.sha256 for f in inputs]
+    assert not {f.pk for f in copied} & {f.pk for f in inputs}
