@@ -23,7 +23,7 @@ from tasks import selectors, services
 from tasks.errors import ApiError, InvalidParams, NotFound
 from tasks.events import public_task, task_snapshot
 from tasks.models import Task, TaskKind
-from tasks.processors import registry
+from tasks.processors import Processor, registry
 from users.services import visitor_ensure
 
 PAGE_SIZE = 20
@@ -600,6 +600,8 @@ def task_detail(request, task_id):
         request, task=task_view(task, param_labels(task, viewer(request))), created=request.GET.get("created") == "1",
         copy_url=copy_url(viewer(request), task), live=True, nav="tasks",
         result_table=processor.result_table(task.result) if processor is not None and task.result else None,
+        # Only a kind that draws tables has its page fetched again when a task ends (tasks.js).
+        table_kind=processor is not None and type(processor).result_table is not Processor.result_table,
     ))
 
 

@@ -473,9 +473,11 @@ def test_it_shows_a_calibration_result_as_a_table_with_each_torrents_files(open_
     assert cells[1] == "Late one " + "d" * 40 + " Timed out waiting for metadata — —"
     assert "<b>Show</b>" not in page
     assert re.search(r"<details class=\"technical\" data-result-raw>", page)  # the JSON folded away
+    assert "<div data-result-table data-refresh>" in page
     command = make_task(alice, kind=TaskKind.COMMAND, params={"template": "greet", "args": {}}, result={"stdout": "hi"})
     page = browser.get(f"/tasks/{command.pk}/").content.decode()
     assert "results-table" not in page and re.search(r"<details class=\"technical\" data-result-raw open>", page)
+    assert "<div data-result-table>" in page  # a kind without tables: its page is not fetched again when it ends
 
 
 def test_it_shows_a_downloads_files_and_failures_in_the_order_given(open_tool, alice):

@@ -373,7 +373,7 @@ export class TaskDetail {
   // A kind may draw its result as a table on the server (Processor.result_table): take it from
   // the page itself once the task has finished, so the table is drawn in one place.
   async refreshResultTable() {
-    const slot = this.root.querySelector("[data-result-table]");
+    const slot = this.root.querySelector("[data-result-table][data-refresh]");
     if (!slot) return;
     try {
       const response = await fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } });
