@@ -19,6 +19,7 @@ const lists = [...document.querySelectorAll("[data-task-list]")].map((el) => new
 const detailRoot = document.querySelector("[data-task-detail]");
 const detail = detailRoot ? new TaskDetail(detailRoot) : null;
 const compare = initCompare();
+if (detail && compare) detail.onUpdate = (task) => compare.update(task); // live or polled
 
 if (detail && new URLSearchParams(location.search).has("created")) {
   history.replaceState(null, "", location.pathname + location.hash); // a reload does not say "created" again
@@ -50,7 +51,6 @@ if (document.body.dataset.live) {
       taskSeen(task);
       for (const list of lists) list.update(task);
       if (detail) detail.update(task);
-      if (compare && detail && task.task_id === detail.id) compare.update(task);
     },
     onDeleted,
     poll: lists.length || detail ? () => Promise.all([...lists.map((l) => l.poll()), detail && detail.poll()]) : null,

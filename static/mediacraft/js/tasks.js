@@ -368,6 +368,7 @@ export class TaskDetail {
     const finished = rule("terminal").includes(task.status);
     if (finished && this.root.dataset.status !== task.status) this.refreshResultTable();
     renderTask(this.root, task);
+    if (this.onUpdate) this.onUpdate(task);
   }
 
   // A kind may draw its result as a table on the server (Processor.result_table): take it from
