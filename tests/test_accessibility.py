@@ -11,7 +11,7 @@ import pytest
 
 from tasks.models import Task
 from tests.browser import *  # noqa: F401,F403
-from tests.browser import DESKTOP, PHONE
+from tests.browser import PHONE
 from tests.conftest import wait_for
 from tests.media_helpers import LOGO, make_video
 
@@ -131,7 +131,7 @@ def test_every_page_meets_wcag_aa_in_english_on_a_desktop(server, visited):
     assert found == {}, "\n".join(f"{name}: {problems}" for name, problems in found.items())
 
 
-def test_every_page_meets_wcag_aa_in_chinese_on_a_phone_in_dark_colours(server, visited, new_page):
+def test_every_page_meets_wcag_aa_in_chinese_on_a_phone_in_dark_colours(server, visited):
     page, pages = visited
     page.allowed_errors = ["404"]
     page.set_viewport_size(PHONE)
