@@ -496,6 +496,18 @@ def test_it_shows_a_downloads_files_and_failures_in_the_order_given(open_tool, a
                      "z.bin http://a.example/z.bin Downloaded 2.0 KB"]
 
 
+def test_it_shows_a_strm_sync_by_outcome_with_its_files_and_reasons(open_tool, alice):
+    result = {"profile": "Movies", "sync_type": "full", "generated": ["A/a.strm", "B/b.strm"], "skipped": [],
+              "failed": ["C/<c>.mkv"], "deleted": [], "errors": [{"path": "C/<c>.mkv", "reason": "HTTP 500"}],
+              "totals": {"generated": 5, "skipped": 0, "failed": 1, "deleted": 0, "listed": 6}}
+    task = make_task(alice, kind=TaskKind.STRM_SYNC, params={"profile": 1, "profile_name": "Movies"}, result=result)
+    browser = Client()
+    browser.force_login(alice)
+    assert table_rows(browser.get(f"/tasks/{task.pk}/").content.decode()) == [
+        "Generated 5 items A/a.strm B/b.strm …and 3 more 5", "Skipped 0",
+        "Failed 1 item C/&lt;c&gt;.mkv HTTP 500 1", "Deleted 0"]
+
+
 def test_it_labels_calibration_counts_and_strm_codes_in_the_viewers_language(open_tool, alice):
     from django.utils import translation
 

@@ -46,6 +46,25 @@ class StrmSyncProcessor(Processor):
     def make_title(self, params):
         return f"{params.get('profile_name', params['profile'])} · {params['sync_type']}"
 
+    def result_table(self, result):
+        """One row per outcome (generated, skipped, failed, deleted) with its count; the files folded
+        under it, a failure with its reason (the lists are capped by the sync; totals are not)."""
+        if not isinstance(result, dict) or not isinstance(result.get("totals"), dict):
+            return None
+        reasons = {e.get("path"): e.get("reason") for e in result.get("errors") or [] if isinstance(e, dict)}
+        labels = {"generated": _("Generated"), "skipped": _("Skipped"), "failed": _("Failed"), "deleted": _("Deleted")}
+        rows = []
+        for outcome, label in labels.items():
+            paths = [str(p) for p in result.get(outcome) or [] if isinstance(p, str)]
+            total = result["totals"].get(outcome)
+            total = total if isinstance(total, int) else len(paths)
+            rows.append({
+                "title": str(label), "note": "", "status": outcome, "cells": [str(total)],
+                "details": [(path, str(reasons.get(path) or "")) for path in paths],
+                "more": max(0, total - len(paths)),
+            })
+        return {"columns": [_("Outcome"), _("Files")], "rows": rows}
+
     def default_timeout_for(self, params):
         from strm.models import StrmProfile
 
