@@ -25,5 +25,5 @@ soak: venv
 # Update the Chinese catalogue after changing user-visible strings (needs gettext), then
 # translate the new entries in locale/zh_Hans/LC_MESSAGES/django.po and commit both files.
 messages: venv
-	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=tests --ignore=var --ignore=bench
-	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=tests --ignore=var --ignore=bench --ignore=.cache
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv --ignore=.cache

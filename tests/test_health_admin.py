@@ -32,6 +32,10 @@ def test_it_lets_staff_manage_tasks_in_the_admin(transactional_db, redis_conn, a
     assert listing.status_code == 200
     assert str(task.pk) in listing.content.decode()
     assert "<b>bold</b>" not in listing.content.decode()  # stored text stays inert
+    wide = submit_command(alice, steps=1, title="Ｓｕｍｍｅｒ ÉTÉ")
+    for term in ("summer été", "ＳＵＭＭＥＲ"):  # any case, any width, as on the pages
+        found = admin_client.get("/admin/tasks/task/", {"q": term}).content.decode()
+        assert str(wide.pk) in found and str(task.pk) not in found
     detail = admin_client.get(f"/admin/tasks/task/{task.pk}/change/")
     assert detail.status_code == 200
     response = admin_client.post(
