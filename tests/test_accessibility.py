@@ -11,7 +11,7 @@ import pytest
 
 from tasks.models import Task
 from tests.browser import *  # noqa: F401,F403
-from tests.browser import PHONE
+from tests.browser import DESKTOP, PHONE
 from tests.conftest import wait_for
 from tests.media_helpers import LOGO, make_video
 
@@ -122,25 +122,20 @@ def with_dialog_open(page, server):
     return violations(page)
 
 
-def test_every_page_meets_wcag_aa_in_english_on_a_desktop(server, visited):
+def test_every_page_meets_wcag_aa_in_english_on_a_desktop_and_in_chinese_on_a_phone_in_dark_colours(
+        server, visited):
     page, pages = visited
     page.allowed_errors = ["404"]
-    found = audit(page, server, pages, settled)
-    if dialog := with_dialog_open(page, server):
-        found["confirmation dialog"] = dialog
-    assert found == {}, "\n".join(f"{name}: {problems}" for name, problems in found.items())
-
-
-def test_every_page_meets_wcag_aa_in_chinese_on_a_phone_in_dark_colours(server, visited):
-    page, pages = visited
-    page.allowed_errors = ["404"]
-    page.set_viewport_size(PHONE)
-    page.emulate_media(color_scheme="dark")
-    page.goto(f"{server.url}/tasks/")
-    page.locator(".topbar").get_by_role("button", name="中文").click()
-    page.wait_for_load_state()
-    assert page.locator("html").get_attribute("lang").startswith("zh")
-    found = audit(page, server, pages, settled)
-    if dialog := with_dialog_open(page, server):
-        found["confirmation dialog"] = dialog
+    found = {}
+    for setting, (viewport, scheme, language) in {"English, desktop, light": (DESKTOP, "light", "EN"),
+                                                  "中文, phone, dark": (PHONE, "dark", "中文")}.items():
+        page.set_viewport_size(viewport)
+        page.emulate_media(color_scheme=scheme)
+        page.goto(f"{server.url}/tasks/")
+        page.locator(".topbar").get_by_role("button", name=language).click()
+        page.wait_for_load_state()
+        assert page.locator("html").get_attribute("lang").startswith("zh" if language == "中文" else "en")
+        found.update({f"{setting}: {name}": problems for name, problems in audit(page, server, pages, settled).items()})
+        if dialog := with_dialog_open(page, server):
+            found[f"{setting}: confirmation dialog"] = dialog
     assert found == {}, "\n".join(f"{name}: {problems}" for name, problems in found.items())
