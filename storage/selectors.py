@@ -34,8 +34,15 @@ def storage_usage(*, user):
 
 
 def files_of_user(*, user, ids):
-    """The user's own files with these ids, in that order (ids of no file of theirs are left out)."""
-    found = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=ids, owner=user)} if user is not None else {}
+    """The user's own files with these ids, in that order (ids of no file of theirs, or of none
+    at all, are left out)."""
+    valid = []
+    for i in ids:
+        try:
+            valid.append(uuid.UUID(str(i)))
+        except ValueError:
+            pass
+    found = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=valid, owner=user)} if user is not None else {}
     return [found[i] for i in ids if i in found]
 
 

@@ -463,8 +463,13 @@ def task_new(request, kind=None):
         if request.GET.get("from"):
             initial = copied_task(user, form_class, kind, request.GET["from"]) or initial
         form = form_class(prefix=kind, initial=initial)
-        if form.reused_ids():
-            form.offer_reuse(files_of_user(user=user, ids=form.reused_ids()))
+        reused = form.reused_ids()
+        if reused:
+            files = files_of_user(user=user, ids=reused)
+            if len(files) == len(reused):
+                form.offer_reuse(files)
+            else:  # the copied task's inputs are gone: a blank form, not one naming files that are not there
+                form = form_class(prefix=kind)
         return render(request, "tasks/new.html", _new_task_context(request, kinds, kind, form))
 
     prepare = request.headers.get("X-MediaCraft-Prepare") == "1"

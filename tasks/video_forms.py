@@ -68,8 +68,9 @@ class WatermarkForm(TaskForm):
         # The copy uses the task's video again (the same id a staged upload would have).
         files, rects = params.get("files"), params.get("rects")
         if not set(params) <= WATERMARK_PARAMS or not isinstance(files, list) or len(files) != 1 \
-                or not isinstance(rects, list):
-            return None
+                or not isinstance(files[0], str) or not isinstance(rects, list) \
+                or not all(isinstance(r, dict) and set(r) == {"x", "y", "w", "h"} for r in rects):
+            return None  # not what this form stores (an older task's, say): no copy
         initial = {"video_file": files[0], "method": params.get("method", "delogo"), "edge": params.get("edge", "clamp"),
                    "rects": "\n".join(f"{r['x']}, {r['y']}, {r['w']}, {r['h']}" for r in rects)}
         initial.update({key: params[key] for key in ("start", "end") if params.get(key) is not None})
@@ -123,7 +124,8 @@ class MergeForm(TaskForm):
 
     def initial_for(self, params):
         files = params.get("files")
-        if not set(params) <= MERGE_PARAMS or not isinstance(files, list) or not files:
+        if not set(params) <= MERGE_PARAMS or not isinstance(files, list) or not files \
+                or not all(isinstance(f, str) for f in files):
             return None
         initial = {"video_files": " ".join(files), "mode": params.get("mode", "auto")}
         initial.update({key: params[key] for key in ("size", "fps") if params.get(key)})

@@ -258,6 +258,15 @@ def test_a_task_its_form_cannot_carry_has_no_copy_link(templates, alice, bob, re
     client.force_login(alice)
     # A merge stored by an older version, with a parameter its form no longer has.
     old_merge = Task.objects.create(owner=alice, kind="merge", params={"files": ["x", "y"], "speed": 2}, timeout=60)
+    odd_watermark = Task.objects.create(owner=alice, kind="watermark", timeout=60,
+                                        params={"files": ["not-an-id"], "rects": [[1, 2, 3, 4]]})
+    assert copy_link(client, odd_watermark) is None
+    # A hand-made link to the form with ids that name no file: the form, with nothing reused.
+    Task.objects.filter(pk=odd_watermark.pk).update(params={"files": ["not-an-id"], "rects": [
+        {"x": 1, "y": 2, "w": 3, "h": 4}]})
+    page = client.get(f"/new/watermark/?from={odd_watermark.pk}")
+    assert page.status_code == 200 and "data-reuse" not in page.content.decode()
+    assert 'name="watermark-video_file"' in page.content.decode() and "not-an-id" not in page.content.decode()
     seed = services.task_submit(owner=alice, kind="download", params={"urls": ["http://93.184.216.34/a"],
                                                                       "ruleGroup": {"id": "g"}})
     greet = services.task_submit(owner=alice, kind="command", params={"template": "greet", "args": {"who": "x"}})
