@@ -109,6 +109,8 @@ def preview(request, file_id: str, t: float = 0.0, width: int = 960):
         raise ApiError("bad_time", _("t must be between 0 and %(duration)s seconds.") % {"duration": duration}, field="t")
     if not 16 <= width <= 3840:
         raise ApiError("bad_width", _("width must be between 16 and 3840."), field="width")
+    if not stored.abs_path.exists():  # else ffmpeg's complaint would name the path on the server
+        raise ApiError("file_missing", _("The file is no longer on the server."), status=410)
     try:
         jpeg = frame_jpeg(stored.abs_path, second=min(t, max(0.0, duration - 0.05)), width=width)
     except MediaError as exc:

@@ -89,6 +89,16 @@ def test_it_renders_a_preview_frame(staged):
     assert client.get(f"/api/files/{body['id']}/preview/", {"width": 5}).status_code == 400
 
 
+def test_a_preview_of_a_file_gone_from_disk_says_so_without_the_path(staged):
+    client, body = staged
+    stored = StoredFile.objects.get(pk=body["id"])
+    stored.abs_path.unlink()
+    response = client.get(f"/api/files/{body['id']}/preview/", {"t": 1})
+    assert response.status_code == 410
+    assert response.json()["error"] == {"code": "file_missing", "message": "The file is no longer on the server."}
+    assert str(stored.abs_path.parent) not in response.content.decode()
+
+
 def test_previews_wait_for_a_free_slot_then_say_the_server_is_busy(staged, settings):
     import threading
 

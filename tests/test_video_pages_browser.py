@@ -171,7 +171,7 @@ def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_
     page.goto(f"{server.url}/tasks/{task.pk}/")
     frames_shown(page)
     (result,) = task.files.filter(role=StoredFile.Role.OUTPUT)
-    before, after = (page.locator(f"[data-compare-{side}]").get_attribute("src") for side in ("before", "after"))
+    before, after = (page.locator(f"[data-compare-{side}]").get_attribute("data-frame") for side in ("before", "after"))
     assert before.startswith(f"/api/files/{staged.pk}/preview/?t=1&") and after.startswith(f"/api/files/{result.pk}/preview/?t=1&")
     assert page.locator("[data-compare-box]").count() == 1
     logo = (LOGO["x"] + LOGO["w"] / 2, LOGO["y"] + LOGO["h"] / 2)
@@ -180,14 +180,14 @@ def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_
     page.locator("[data-compare-split]").fill("0")
     assert not is_blue(pixel(page, "shown", *logo))
     page.locator("[data-compare-time]").fill("2")
-    page.wait_for_function("() => document.querySelector('[data-compare-after]').src.includes('?t=2&')")
+    page.wait_for_function("() => (document.querySelector('[data-compare-after]').dataset.frame || '').includes('?t=2&')")
     frames_shown(page)
 
     # Copy it: the same frame comes back with the box on it, to move and run again, no upload.
     page.locator("[data-copy-task]").click()
     page.wait_for_function("() => { const i = document.querySelector('.boxes__frame');"
                            " return i && i.complete && i.naturalWidth > 0; }")
-    assert f"/api/files/{staged.pk}/preview/" in page.locator(".boxes__frame").get_attribute("src")
+    assert f"/api/files/{staged.pk}/preview/" in page.locator(".boxes__frame").get_attribute("data-frame")
     assert clip.name in page.locator(".boxes__status").inner_text()
     assert page.locator("[data-box]").count() == 1
     layer = frame_box(page)
@@ -200,6 +200,67 @@ def test_it_draws_the_boxes_on_a_frame_of_the_staged_video(server, workers, new_
     frames_shown(page)  # the copy's page, open while it ran: its comparison appeared as it completed
     (reused,) = StoredFile.objects.filter(task=copy, role=StoredFile.Role.INPUT)
     assert reused.pk != staged.pk and reused.sha256 == StoredFile.objects.get(pk=staged.pk).sha256
+
+
+def stage(page, server, clip):
+    page.goto(f"{server.url}/new/watermark/")
+    page.locator("input[type=file][data-boxes-source]").set_input_files(str(clip))
+    staged = wait_for(lambda: page.locator("[data-staged]").input_value(), 30, message="the staged upload")
+    return StoredFile.objects.get(pk=staged)
+
+
+def frame_at(page, second):
+    page.locator("[data-boxes-time]").fill(str(second))
+    page.wait_for_function("(t) => { const i = document.querySelector('.boxes__frame');"
+                           " return i.complete && i.naturalWidth > 0 && (i.dataset.frame || '').includes(`?t=${t}&`); }",
+                           arg=str(second))
+
+
+def test_a_busy_server_is_waited_out_and_its_frame_shown(server, transactional_db, redis_conn, new_page, clip):
+    """Every preview slot taken (a 503 with Retry-After) is a moment's state of a loaded server that
+    no test can hold still: the browser's router answers one frame request as the server then
+    does (test_files_api checks that answer); the page asks again, and the real server answers."""
+    import json
+
+    page = new_page()
+    page.allowed_errors = ["503"]
+    asked = []
+    page.on("request", lambda request: "/preview/" in request.url and asked.append(request.url))
+    staged = stage(page, server, clip)
+    frame_at(page, 1)
+
+    refused = []
+
+    def busy_once(route):
+        if refused:
+            return route.continue_()
+        refused.append(route.request.url)
+        route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json", body=json.dumps(
+            {"error": {"code": "preview_busy",
+                       "message": "The server is busy making other previews; try again in a moment."}}))
+
+    page.route("**/preview/**", busy_once)
+    before = len(asked)
+    page.locator("[data-boxes-time]").fill("2")
+    status = page.locator(".boxes__status")
+    wait_for(lambda: "asking again in 1 s" in status.inner_text(), 10, message="the wait to be told")
+    frame_at(page, 2)
+    assert [url for url in asked[before:] if "?t=2&" in url] == refused * 2  # asked twice, shown once
+    assert f"/api/files/{staged.pk}/preview/?t=2&" in page.locator(".boxes__frame").get_attribute("data-frame")
+    wait_for(lambda: status.is_hidden(), 5, message="the wait's notice to go")
+
+
+def test_a_refused_frame_says_why(server, transactional_db, redis_conn, new_page, clip):
+    page = new_page()
+    page.allowed_errors = ["410"]
+    staged = stage(page, server, clip)
+    frame_at(page, 1)
+    staged.abs_path.unlink()  # gone from disk behind the server's back
+    page.locator("[data-boxes-time]").fill("2")
+    status = page.locator(".boxes__status")
+    wait_for(lambda: "no longer on the server" in status.inner_text(), 10, message="the refusal to be told")
+    assert "You can still enter the boxes as numbers." in status.inner_text()
+    assert "?t=1&" in page.locator(".boxes__frame").get_attribute("data-frame")  # the last frame stays
 
 
 def test_it_replaces_the_staged_video_when_another_is_chosen(server, transactional_db, redis_conn, new_page,

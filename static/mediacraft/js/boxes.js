@@ -4,6 +4,7 @@
 // positions are kept in the video's own pixels and drawn in percent, so the frame may scale.
 import { csrfToken, el } from "./chrome.js";
 import { clock, formatBytes } from "./format.js";
+import { FrameLoader, frameUrl } from "./frames.js";
 import { t } from "./i18n.js";
 
 const MIN_DRAG = 4; // display pixels: a click is not a box
@@ -77,6 +78,10 @@ class BoxEditor {
     this.img = el("img", "boxes__frame", { alt: t("frame_alt"), draggable: "false" });
     this.layer = el("div", "boxes__layer", { "data-boxes-layer": "" });
     this.stage.append(this.img, this.layer);
+    // frameTrouble: the status line tells of a frame's wait or failure, to be cleared once one shows
+    this.frames = new FrameLoader(this.img, {
+      onWait: (seconds) => { this.frameTrouble = true; this.say(t("frame_waiting", { seconds })); },
+    });
     this.img.addEventListener("load", () => this.stage.classList.remove("is-loading"));
     this.img.addEventListener("error", () => {
       this.stage.classList.remove("is-loading");
@@ -234,7 +239,15 @@ class BoxEditor {
     if (!this.fileId) return;
     const width = Math.min(1280, Math.max(320, Math.round(this.stage.clientWidth * (window.devicePixelRatio || 1))));
     this.stage.classList.add("is-loading");
-    this.img.src = `/api/files/${encodeURIComponent(this.fileId)}/preview/?t=${encodeURIComponent(this.slider.value)}&width=${width}`;
+    this.frames.show(frameUrl(this.fileId, this.slider.value, width)).then((shown) => {
+      if (!shown) return;
+      if (this.frameTrouble) this.say("");
+      this.frameTrouble = false;
+    }, (error) => {
+      this.stage.classList.remove("is-loading");
+      this.frameTrouble = true;
+      this.say(`${error.message} ${t("boxes_by_number")}`);
+    });
   }
 
   setTime(name) {

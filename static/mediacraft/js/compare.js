@@ -3,6 +3,7 @@
 // outlined. The frames come from the preview endpoint, as on the watermark form.
 import { el } from "./chrome.js";
 import { clock } from "./format.js";
+import { FrameLoader, frameUrl } from "./frames.js";
 import { t } from "./i18n.js";
 
 // The task's original video and its video result, when it has both.
@@ -54,6 +55,8 @@ export class Compare {
       return box;
     });
     this.stage.append(this.beforeImg, this.afterImg, ...boxes, this.divider);
+    const onWait = (seconds) => this.say(t("frame_waiting", { seconds }));
+    this.frames = [new FrameLoader(this.beforeImg, { onWait }), new FrameLoader(this.afterImg, { onWait })];
     for (const img of [this.beforeImg, this.afterImg]) {
       img.addEventListener("load", () => this.loaded());
       img.addEventListener("error", () => { this.stage.classList.remove("is-loading"); this.say(t("compare_failed")); });
@@ -128,11 +131,15 @@ export class Compare {
 
   showFrames() {
     const width = Math.min(1280, Math.max(320, Math.round(this.stage.clientWidth * (window.devicePixelRatio || 1))));
-    const at = encodeURIComponent(this.slider.value);
-    this.say("");
+    const at = this.slider.value;
     this.stage.classList.add("is-loading");
-    this.beforeImg.src = `/api/files/${encodeURIComponent(this.before.id)}/preview/?t=${at}&width=${width}`;
-    this.afterImg.src = `/api/files/${encodeURIComponent(this.after.id)}/preview/?t=${at}&width=${width}`;
+    const shown = [this.before, this.after].map((video, i) => this.frames[i].show(frameUrl(video.id, at, width)));
+    Promise.all(shown).then((both) => {
+      if (both.every(Boolean)) this.say("");
+    }, (error) => {
+      this.stage.classList.remove("is-loading");
+      this.say(error.message || t("compare_failed"));
+    });
   }
 }
 
