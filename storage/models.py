@@ -25,6 +25,9 @@ class StoredFile(models.Model):
     path = models.CharField(_("path"), max_length=500, help_text=_("Relative to the media root."))
     size = models.BigIntegerField(_("size"))
     sha256 = models.CharField("SHA-256", max_length=64)
+    # The data on disk, when it is another file's: that file's id (a hard link, made by a task's
+    # copy reusing an earlier task's video). None: its own. The quota counts the data once.
+    blob = models.UUIDField(_("data on disk"), null=True, blank=True, editable=False)
     media = models.JSONField(_("media information"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)

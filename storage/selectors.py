@@ -1,6 +1,7 @@
 import uuid
 
-from django.db.models import Sum
+from django.db.models import Max, Sum
+from django.db.models.functions import Coalesce
 
 from storage.models import StoredFile
 from tasks.errors import NotFound
@@ -21,8 +22,10 @@ def file_get_for_user(*, user, file_id):
 
 
 def used_bytes(owner):
-    """Bytes of the owner's stored files (uploads and results); owner: a user or its id."""
-    return StoredFile.objects.filter(owner=owner).aggregate(total=Sum("size"))["total"] or 0
+    """Bytes of the owner's stored files (uploads and results), hard links of one file counted
+    once; owner: a user or its id."""
+    data = StoredFile.objects.filter(owner=owner).annotate(data=Coalesce("blob", "id")).values("data")
+    return data.annotate(data_size=Max("size")).aggregate(total=Sum("data_size"))["total"] or 0
 
 
 def storage_usage(*, user):
@@ -30,7 +33,7 @@ def storage_usage(*, user):
     from django.conf import settings
 
     used = used_bytes(user) if user is not None and user.is_authenticated else 0
-    return {"used_bytes": used, "quota_bytes": settings.MEDIACRAFT_USER_QUOTA_MB * 1024 * 1024}
+    return {"used_bytes": used, "quota_bytes": int(settings.MEDIACRAFT_USER_QUOTA_MB * 1024 * 1024)}
 
 
 def files_of_user(*, user, ids):

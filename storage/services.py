@@ -111,14 +111,13 @@ def _copy(upload, target):
 def files_reuse(*, owner, file_ids):
     """The inputs of a new task, by id (validated: the owner's own input files): a staged upload
     stays itself; an input of an earlier task becomes a new staged upload of the same content, a
-    hard link where the filesystem allows (so a copy of a task takes no room on disk; it counts
-    against the quota all the same, as it lives as long as its task). Returns (ids, the new
-    files): the caller deletes those if the task is refused."""
+    hard link where the filesystem allows (so a copy of a task takes no room on disk, nor of the
+    quota while the file it links to is kept). Returns (ids, the new files): the caller deletes
+    those if the task is refused."""
     by_id = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=file_ids, owner=owner)}
     sources = [by_id[i] for i in file_ids if by_id[i].task_id is not None]
     if not sources:
         return list(file_ids), []
-    check_quota(owner, sum(f.size for f in sources), sources[0].original_name)
     copies = []
     try:
         for source in sources:
@@ -142,11 +141,14 @@ def _input_copy(owner, source):
     try:
         try:
             os.link(source.abs_path, target)
+            blob = source.blob or source.pk
         except OSError:  # no hard links here (another filesystem, a link limit): a real copy
+            check_quota(owner, source.size, source.original_name)
             check_free_disk(source.size)
             shutil.copyfile(source.abs_path, target)
+            blob = None
         return StoredFile.objects.create(
-            id=file_id, owner=owner, role=StoredFile.Role.INPUT, original_name=source.original_name,
+            id=file_id, blob=blob, owner=owner, role=StoredFile.Role.INPUT, original_name=source.original_name,
             stored_name=source.stored_name, path=relative, size=source.size, sha256=source.sha256, media=source.media,
             expires_at=timezone.now() + timedelta(hours=settings.MEDIACRAFT_UPLOAD_TTL_HOURS),
         )

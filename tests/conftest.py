@@ -23,6 +23,15 @@ def wait_for(predicate, timeout=20.0, interval=0.05, message="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
 
 
+@pytest.fixture
+def no_hard_links(monkeypatch):
+    """A media root where no hard link can be made (another filesystem): copies are real copies."""
+    def refuse(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", refuse)
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # Production hashing costs ~0.3 s a password; tests create hundreds.

@@ -66,6 +66,71 @@ def test_a_staged_upload_goes_to_its_task_and_a_later_task_gets_a_copy(staged):
     assert StoredFile.objects.get(pk=body["id"]).task_id == stored.task_id
 
 
+def test_a_copy_of_a_task_is_a_hard_link_counted_once_against_the_quota(staged, settings, alice):
+    from storage.selectors import used_bytes
+
+    client, body = staged
+    size = body["size"]
+    settings.MEDIACRAFT_USER_QUOTA_MB = size * 1.5 / (1024 * 1024)  # room for one copy of the clip, not two
+    params = {"files": [body["id"]], "rects": [LOGO]}
+    first = client.post("/api/tasks/", {"kind": "watermark", "params": params}, content_type="application/json")
+    again = client.post("/api/tasks/", {"kind": "watermark", "params": params}, content_type="application/json")
+    assert first.status_code == again.status_code == 201, again.content
+    original = StoredFile.objects.get(pk=body["id"])
+    copy = StoredFile.objects.get(pk=again.json()["params"]["files"][0])
+    assert copy.abs_path.stat().st_ino == original.abs_path.stat().st_ino and copy.blob == original.pk
+    assert used_bytes(alice) == size
+    assert client.get("/api/account/").json()["storage"]["used_bytes"] == size
+    # The original's task deleted, the copy holds the data alone: still counted once.
+    Task.objects.get(pk=first.json()["task_id"]).delete()
+    assert not original.abs_path.exists() and copy.abs_path.stat().st_size == size
+    assert used_bytes(alice) == size
+
+
+def test_a_migrated_database_counts_the_copies_made_before_once(staged, alice):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from storage.selectors import used_bytes
+
+    client, body = staged
+    params = {"files": [body["id"]], "rects": [LOGO]}
+    for _ in range(3):  # the upload itself, then two copies
+        assert client.post("/api/tasks/", {"kind": "watermark", "params": params},
+                           content_type="application/json").status_code == 201
+    (other,) = stage(client).json()
+    executor = MigrationExecutor(connection)
+    executor.migrate([("storage", "0001_initial")])  # as it was: no blob, each row counted
+    executor.loader.build_graph()
+    executor.migrate([("storage", "0002_storedfile_blob")])
+    blobs = {str(f.pk): f.blob and str(f.blob) for f in StoredFile.objects.all()}
+    assert len(blobs) == 4 and blobs[body["id"]] is None and blobs[other["id"]] is None
+    assert sorted(b for b in blobs.values() if b) == [body["id"], body["id"]]  # the copies: the first upload's data
+    assert used_bytes(alice) == body["size"] + other["size"]
+
+
+def test_where_no_hard_link_can_be_made_a_copy_counts_and_must_fit(staged, settings, alice, request):
+    from storage.selectors import used_bytes
+
+    client, body = staged
+    size = body["size"]
+    settings.MEDIACRAFT_USER_QUOTA_MB = size * 1.5 / (1024 * 1024)
+    params = {"files": [body["id"]], "rects": [LOGO]}
+    assert client.post("/api/tasks/", {"kind": "watermark", "params": params},
+                       content_type="application/json").status_code == 201
+
+    request.getfixturevalue("no_hard_links")  # from here on
+    refused = client.post("/api/tasks/", {"kind": "watermark", "params": params}, content_type="application/json")
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "quota_exceeded"
+    assert Task.objects.count() == 1 and StoredFile.objects.count() == 1 and used_bytes(alice) == size
+    assert len(list(StoredFile.objects.get().abs_path.parent.parent.iterdir())) == 1  # no copy left on disk
+    settings.MEDIACRAFT_USER_QUOTA_MB = size * 2.5 / (1024 * 1024)
+    copied = client.post("/api/tasks/", {"kind": "watermark", "params": params}, content_type="application/json")
+    assert copied.status_code == 201, copied.content
+    copy = StoredFile.objects.get(pk=copied.json()["params"]["files"][0])
+    assert copy.abs_path.stat().st_nlink == 1 and copy.blob is None and used_bytes(alice) == 2 * size
+
+
 def test_it_keeps_files_to_their_owner(staged, client_for, bob):
     _client, body = staged
     other = client_for(bob)
