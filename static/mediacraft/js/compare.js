@@ -126,14 +126,17 @@ export class Compare {
   }
 
   loaded() {
-    if (this.beforeImg.complete && this.afterImg.complete) this.stage.classList.remove("is-loading");
+    // `waiting`: frames of the latest request not yet set (an image keeps its last one meanwhile)
+    if (!this.waiting && this.beforeImg.complete && this.afterImg.complete) this.stage.classList.remove("is-loading");
   }
 
   showFrames() {
     const width = Math.min(1280, Math.max(320, Math.round(this.stage.clientWidth * (window.devicePixelRatio || 1))));
     const at = this.slider.value;
     this.stage.classList.add("is-loading");
-    const shown = [this.before, this.after].map((video, i) => this.frames[i].show(frameUrl(video.id, at, width)));
+    this.waiting = 2;
+    const shown = [this.before, this.after].map((video, i) => this.frames[i].show(frameUrl(video.id, at, width))
+      .then((set) => { if (set) this.waiting -= 1; return set; }));
     Promise.all(shown).then((both) => {
       if (both.every(Boolean)) this.say("");
     }, (error) => {
