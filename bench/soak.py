@@ -4,13 +4,18 @@ HTTP: `command` (the shipped countdown, some cancelled), `watermark` and `merge`
 videos, `download` from a local HTTP server, and, for the 2 operators among them, `strm_sync` on a
 small local library. Reports tasks by kind and status, refusals, errors and the memory (RSS) of
 the web and worker processes at the start and the end, prints it as Markdown and appends it to
-bench/SOAK.md. Not part of `make bench` nor of CI."""
+bench/SOAK.md. Not part of `make bench` nor of CI.
+
+SOAK_TRACE_HEAP=1 also traces the web process's Python allocations (tracemalloc, a snapshot a
+minute) and reports their total over time and what grew most: whether its RSS growth is objects
+kept (a leak) or the C allocator's. Tracing slows the web and inflates its RSS."""
 
 import datetime
 import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +39,16 @@ WORKERS = 2
 TASK_TIMEOUT = 300  # seconds a visitor waits for one task before calling it stuck
 KINDS = {"command": 4, "cancel": 1, "watermark": 2, "merge": 2, "download": 3, "strm_sync": 2}
 TERMINAL = {"completed", "failed", "cancelled", "timeout"}
+TRACE_HEAP = os.environ.get("SOAK_TRACE_HEAP") == "1"
+# Loaded by every Python process serve starts (it is first on their PYTHONPATH); acts in the web's.
+HEAP_SITE = """import os, threading, time, tracemalloc
+if tracemalloc.is_tracing() and b"daphne" in open("/proc/self/cmdline", "rb").read():
+    def dump():
+        for n in range(1, 100000):
+            time.sleep(60)
+            tracemalloc.take_snapshot().dump(os.path.join(os.environ["SOAK_HEAP_DIR"], f"{n:05d}.snap"))
+    threading.Thread(target=dump, daemon=True).start()
+"""
 
 
 class Visitor(threading.Thread):
@@ -210,7 +225,13 @@ def main():
         with Stack(workers=0, redis=False, **env) as stack:
             tokens, videos, logo, downloads = prepare(data, file_server)
             log = stack.var / "serve.log"
-            serve = stack.start([sys.executable, str(ROOT / "manage.py"), "serve"], log=log)
+            trace = {}
+            if TRACE_HEAP:
+                heap = data / "heap"
+                (heap / "site").mkdir(parents=True)
+                (heap / "site" / "sitecustomize.py").write_text(HEAP_SITE)
+                trace = {"PYTHONTRACEMALLOC": 8, "SOAK_HEAP_DIR": heap, "PYTHONPATH": f"{heap / 'site'}:{ROOT}"}
+            serve = stack.start([sys.executable, str(ROOT / "manage.py"), "serve"], log=log, **trace)
             wait_port(port, serve, "manage.py serve", timeout=60)
             time.sleep(3)  # the workers register
             soak = Soak(f"http://127.0.0.1:{port}", tokens, videos, logo, downloads)
@@ -232,11 +253,12 @@ def main():
                 soak.error("manage.py serve did not stop within 30 s of SIGTERM", "")
             lines = log.read_text(errors="replace").splitlines()
             database = stack.database
+            heap_report = traced_heap(data / "heap") if TRACE_HEAP else ""
     finally:
         file_server.close()
         shutil.rmtree(data, ignore_errors=True)
     logged = [line for line in lines if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")]
-    text = report(soak, started_at, at_start, peak, at_end, logged, database)
+    text = report(soak, started_at, at_start, peak, at_end, logged, database) + heap_report
     print(text)
     path = ROOT / "bench" / "SOAK.md"
     if not path.exists():
@@ -246,9 +268,33 @@ def main():
     return 1 if soak.errors or logged else 0
 
 
+def traced_heap(folder):
+    """Markdown: the web's traced Python memory a minute apart, and the lines that grew most
+    between the first snapshot and the last."""
+    import tracemalloc
+
+    paths = sorted(folder.glob("*.snap"))
+    if len(paths) < 2:
+        return "\nWeb heap: fewer than 2 snapshots (a run under 2 minutes?).\n"
+    totals = []
+    for path in paths:
+        totals.append(sum(stat.size for stat in tracemalloc.Snapshot.load(str(path)).statistics("filename")) / 1e6)
+    first, last = tracemalloc.Snapshot.load(str(paths[0])), tracemalloc.Snapshot.load(str(paths[-1]))
+    out = [f"\nWeb heap (tracemalloc, Python objects only): {' → '.join(f'{mb:.1f}' for mb in totals)} MB, "
+           "a minute apart. Grown most from the first snapshot to the last:\n",
+           "| where | size (KB) | change (KB) | blocks |", "|---|---|---|---|"]
+    grown = sorted((s for s in last.compare_to(first, "lineno") if s.size_diff > 0), key=lambda s: -s.size_diff)
+    for stat in grown[:5]:
+        frame = stat.traceback[0]
+        where = f"{re.sub(r'.*/(site-packages|lib/python3[.][0-9]+)/', '', frame.filename)}:{frame.lineno}"
+        out.append(f"| `{where}` | {stat.size / 1024:.0f} | {stat.size_diff / 1024:+.0f} | {stat.count} |")
+    return "\n".join(out) + "\n"
+
+
 def report(soak, started_at, at_start, peak, at_end, logged, database):
+    trace = "SOAK_TRACE_HEAP=1 " if TRACE_HEAP else ""
     out = [f"## soak {started_at:%Y-%m-%d %H:%M}, {MINUTES:g} min\n",
-           f"`{database_prefix(database)}SOAK_MINUTES={MINUTES:g} make soak` (bench/soak.py) on "
+           f"`{database_prefix(database)}{trace}SOAK_MINUTES={MINUTES:g} make soak` (bench/soak.py) on "
            f"{platform.machine()}, {os.cpu_count()} cores, "
            f"Python {platform.python_version()}: `manage.py serve` with `MEDIACRAFT_WORKERS={WORKERS}` and default "
            f"admission limits, {database}, in a temp var dir; {VISITORS} visitors ({VISITORS - OPERATORS} by session "
