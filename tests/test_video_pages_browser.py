@@ -240,14 +240,15 @@ def test_a_busy_server_is_waited_out_and_its_frame_shown(server, transactional_d
                        "message": "The server is busy making other previews; try again in a moment."}}))
 
     page.route("**/preview/**", busy_once)
-    before = len(asked)
+    before, status = len(asked), page.locator(".boxes__status").inner_text()
     page.locator("[data-boxes-time]").fill("2")
-    status = page.locator(".boxes__status")
-    wait_for(lambda: "asking again in 1 s" in status.inner_text(), 10, message="the wait to be told")
+    note = page.locator("[data-frame-note]")
+    wait_for(lambda: "asking again in 1 s" in note.inner_text(), 10, message="the wait to be told")
+    assert page.locator(".boxes__status").inner_text() == status  # the upload's news stays
     frame_at(page, 2)
     assert [url for url in asked[before:] if "?t=2&" in url] == refused * 2  # asked twice, shown once
     assert f"/api/files/{staged.pk}/preview/?t=2&" in page.locator(".boxes__frame").get_attribute("data-frame")
-    wait_for(lambda: status.is_hidden(), 5, message="the wait's notice to go")
+    wait_for(lambda: note.is_hidden(), 5, message="the wait's notice to go")
 
 
 def test_a_refused_frame_says_why(server, transactional_db, redis_conn, new_page, clip):
@@ -257,9 +258,9 @@ def test_a_refused_frame_says_why(server, transactional_db, redis_conn, new_page
     frame_at(page, 1)
     staged.abs_path.unlink()  # gone from disk behind the server's back
     page.locator("[data-boxes-time]").fill("2")
-    status = page.locator(".boxes__status")
-    wait_for(lambda: "no longer on the server" in status.inner_text(), 10, message="the refusal to be told")
-    assert "You can still enter the boxes as numbers." in status.inner_text()
+    note = page.locator("[data-frame-note]")
+    wait_for(lambda: "no longer on the server" in note.inner_text(), 10, message="the refusal to be told")
+    assert "You can still enter the boxes as numbers." in note.inner_text()
     assert "?t=1&" in page.locator(".boxes__frame").get_attribute("data-frame")  # the last frame stays
 
 

@@ -78,14 +78,15 @@ class BoxEditor {
     this.img = el("img", "boxes__frame", { alt: t("frame_alt"), draggable: "false" });
     this.layer = el("div", "boxes__layer", { "data-boxes-layer": "" });
     this.stage.append(this.img, this.layer);
-    // frameTrouble: the status line tells of a frame's wait or failure, to be cleared once one shows
-    this.frames = new FrameLoader(this.img, {
-      onWait: (seconds) => { this.frameTrouble = true; this.say(t("frame_waiting", { seconds })); },
-    });
+    // A frame's wait or failure has its own line under the picture: the status line above keeps
+    // the upload's (or the copied video's) news.
+    this.frameNote = el("p", "boxes__note", { "aria-live": "polite", "data-frame-note": "" });
+    this.frameNote.hidden = true;
+    this.frames = new FrameLoader(this.img, { onWait: (seconds) => this.note(t("frame_waiting", { seconds })) });
     this.img.addEventListener("load", () => this.stage.classList.remove("is-loading"));
     this.img.addEventListener("error", () => {
       this.stage.classList.remove("is-loading");
-      this.say(t("preview_failed"));
+      this.note(t("preview_failed"));
     });
 
     const controls = el("div", "boxes__controls");
@@ -110,7 +111,7 @@ class BoxEditor {
     this.info = el("p", "boxes__info muted");
     const help = el("p", "field__help");
     help.textContent = t("boxes_help");
-    this.panel.append(this.status, this.info, this.stage, controls, help);
+    this.panel.append(this.status, this.info, this.stage, this.frameNote, controls, help);
     field.before(this.panel);
     this.bindDrawing();
   }
@@ -125,6 +126,11 @@ class BoxEditor {
   say(text) {
     this.statusText.textContent = text;
     this.status.hidden = !text;
+  }
+
+  note(text) {
+    this.frameNote.textContent = text;
+    this.frameNote.hidden = !text;
   }
 
   busy(on) {
@@ -240,13 +246,10 @@ class BoxEditor {
     const width = Math.min(1280, Math.max(320, Math.round(this.stage.clientWidth * (window.devicePixelRatio || 1))));
     this.stage.classList.add("is-loading");
     this.frames.show(frameUrl(this.fileId, this.slider.value, width)).then((shown) => {
-      if (!shown) return;
-      if (this.frameTrouble) this.say("");
-      this.frameTrouble = false;
+      if (shown) this.note("");
     }, (error) => {
       this.stage.classList.remove("is-loading");
-      this.frameTrouble = true;
-      this.say(`${error.message} ${t("boxes_by_number")}`);
+      this.note(`${error.message} ${t("boxes_by_number")}`);
     });
   }
 
