@@ -177,7 +177,8 @@ def main():
                 page.wait_for_function("() => { const i = document.querySelector('.boxes__frame');"
                                        " return i && i.complete && i.naturalWidth > 0 && i.closest('[hidden]') === null; }")
                 page.locator("[data-boxes-time]").fill("2")
-                page.wait_for_timeout(800)  # the frame at 2 s
+                page.wait_for_function("() => (document.querySelector('.boxes__frame').dataset.frame || '').includes('t=2&')")
+                page.wait_for_timeout(300)  # the frame at 2 s decoded and drawn
                 draw_box(page, (34, 30, 232, 82))
                 draw_box(page, (1010, 600, 220, 80))
                 path = out / f"watermark-{language}-desktop.png"
@@ -213,7 +214,7 @@ def main():
                 page.locator("[data-compare-time]").fill("2")
                 page.locator("[data-compare-split]").fill("12")  # through the logo: half of it, half gone
                 page.wait_for_function("() => [...document.querySelectorAll('[data-compare] img')].every("
-                                       "(i) => i.complete && i.naturalWidth > 0 && i.src.includes('t=2&'))")
+                                       "(i) => i.complete && i.naturalWidth > 0 && (i.dataset.frame || '').includes('t=2&'))")
                 page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar at the top of the picture
                 page.wait_for_timeout(400)
                 path = out / f"compare-{language}-desktop.png"
