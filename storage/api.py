@@ -87,11 +87,17 @@ def get_file(request, file_id: str):
     return file_json(selectors.file_get_for_user(user=api_user(request), file_id=file_id))
 
 
+def require_on_disk(*files):
+    """A 410 when a stored file's row outlived its data (removed from disk behind the server's back);
+    before anything reads it, so no tool's complaint names the path on the server."""
+    if any(not stored.abs_path.exists() for stored in files):
+        raise ApiError("file_missing", _("The file is no longer on the server."), status=410)
+
+
 @router.get("/{file_id}/download/", summary="Download (supports Range; ?inline=1 to play in the browser)")
 def download(request, file_id: str, inline: bool = False):
     stored = selectors.file_get_for_user(user=api_user(request), file_id=file_id)
-    if not stored.abs_path.exists():
-        raise ApiError("file_missing", _("The file is no longer on the server."), status=410)
+    require_on_disk(stored)
     response = file_response(request, stored.abs_path, stored.original_name, stored.size, inline=inline)
     from tasks.metrics import incr
 
@@ -109,8 +115,7 @@ def preview(request, file_id: str, t: float = 0.0, width: int = 960):
         raise ApiError("bad_time", _("t must be between 0 and %(duration)s seconds.") % {"duration": duration}, field="t")
     if not 16 <= width <= 3840:
         raise ApiError("bad_width", _("width must be between 16 and 3840."), field="width")
-    if not stored.abs_path.exists():  # else ffmpeg's complaint would name the path on the server
-        raise ApiError("file_missing", _("The file is no longer on the server."), status=410)
+    require_on_disk(stored)
     try:
         jpeg = frame_jpeg(stored.abs_path, second=min(t, max(0.0, duration - 0.05)), width=width)
     except MediaError as exc:

@@ -13,7 +13,7 @@ from tasks import metrics, selectors, services
 from tasks.errors import ApiError
 from tasks.events import new_task_files, public_task, task_snapshot
 from tasks.models import Task, TaskKind
-from storage.api import store_uploads, uploaded_files
+from storage.api import require_on_disk, store_uploads, uploaded_files
 from storage.models import StoredFile
 from storage.responses import archive_names, zip_response
 from storage.selectors import files_of_task
@@ -234,8 +234,7 @@ def outputs_zip(request, task_id: str):
     outputs = files_of_task(task.pk, StoredFile.Role.OUTPUT)
     if not outputs:
         raise ApiError("no_outputs", _("This task has no result files."), status=404)
-    if any(not f.abs_path.exists() for f in outputs):
-        raise ApiError("file_missing", _("The file is no longer on the server."), status=410)
+    require_on_disk(*outputs)
     names = archive_names([f.original_name for f in outputs])
     entries = [(name, f.abs_path, f.size, timezone.localtime(f.created_at)) for name, f in zip(names, outputs)]
     metrics.incr("mediacraft_served_bytes_total", amount=sum(f.size for f in outputs))
