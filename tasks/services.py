@@ -10,11 +10,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from mediacraft import sql
 from mediacraft.logs import task_context
 from tasks import events, metrics, selectors
 from tasks.errors import ApiError, InvalidParams
@@ -154,7 +155,7 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
             if owner is None:
                 owner = owner_factory()
             _lock_dispatch()
-            waiting = Task.objects.filter(owner=owner, status__in=Task.WAITING).count()
+            waiting = _waiting_count(owner.pk)
             if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
                 raise ApiError(
                     "too_many_pending",
@@ -167,7 +168,7 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
             # transaction per submit. When nothing else waits and there is room, the new task is the
             # one admission would pick: it is stored as queued at once, sparing the pending row's move.
             counts = _active_counts()
-            direct = _has_room(counts, owner.pk) and not _waiting(now).exists()
+            direct = _has_room(counts, owner.pk) and not _any_waiting(now)
             timeline = [{"status": S.PENDING, "at": now.isoformat()}]
             if direct:
                 state = {"status": S.QUEUED, "queued_at": now, "message_code": "waiting_worker",
@@ -212,17 +213,35 @@ def _explain_wait(task, active):
 def dispatch():
     """Admit waiting tasks while slots are free: fewest active first among owners, then
     priority, then age. Returns the ids admitted."""
-    if not _waiting(timezone.now()).exists():  # the usual case after a task ends: no write lock
+    if not _any_waiting(timezone.now()):  # the usual case after a task ends: no write lock
         return []
     with transaction.atomic():
         _lock_dispatch()
         return list(_admit()[0])
 
 
+# Admission's reads run on every submit and after every task's end: SQL, see mediacraft/sql.py.
 def _active_counts():
     """Active tasks per owner (a Counter), read under the dispatch lock."""
-    return Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
-                        .annotate(Count("pk"))))
+    owner = sql.name(Task, "owner")
+    return Counter(dict(sql.rows(
+        f"SELECT {owner}, COUNT(*) FROM {sql.name(Task)} WHERE {sql.name(Task, 'status')} "
+        f"IN ({sql.placeholders(Task.ACTIVE)}) GROUP BY {owner}", list(Task.ACTIVE))))
+
+
+def _waiting_count(owner_id):
+    """How many tasks of this owner wait (pending or retrying)."""
+    return sql.scalar(
+        f"SELECT COUNT(*) FROM {sql.name(Task)} WHERE {sql.name(Task, 'owner')} = %s "
+        f"AND {sql.name(Task, 'status')} IN ({sql.placeholders(Task.WAITING)})", [owner_id, *Task.WAITING])
+
+
+def _any_waiting(now):
+    """Whether _waiting(now) has any task."""
+    status = sql.name(Task, "status")
+    return sql.scalar(
+        f"SELECT 1 FROM {sql.name(Task)} WHERE {status} = %s OR ({status} = %s AND "
+        f"{sql.name(Task, 'retry_at')} <= %s) LIMIT 1", [S.PENDING, S.RETRYING, sql.stored_datetime(now)]) is not None
 
 
 def _has_room(counts, owner_id):
@@ -274,7 +293,8 @@ def _admit(counts=None):
 
 
 def _waiting(now):
-    """Tasks dispatch may admit. One that turns waiting after this was read dispatches itself."""
+    """Tasks dispatch may admit (_any_waiting asks the same in SQL). One that turns waiting after
+    this was read dispatches itself."""
     return Task.objects.filter(Q(status=S.PENDING) | Q(status=S.RETRYING, retry_at__lte=now))
 
 

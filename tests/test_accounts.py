@@ -483,6 +483,29 @@ def test_it_records_when_a_token_was_last_used(alice, client_for):
     assert account(client)["tokens"][0]["last_used_at"] is not None
 
 
+def test_it_records_a_tokens_use_at_most_once_a_minute(alice, client_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    created = create_token(client_for(alice))
+    token = ApiToken.objects.get(pk=created["id"])
+    script = Client(headers={"Authorization": f"Bearer {created['token']}"})
+    for ago, written in ((timedelta(seconds=30), False), (timedelta(seconds=90), True)):
+        before = timezone.now() - ago
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=before)
+        assert script.get(TASKS).status_code == 200
+        after = ApiToken.objects.get(pk=token.pk).last_used_at
+        assert (after > before) is written, (ago, before, after)
+
+
+def test_a_token_of_a_deactivated_user_is_refused(alice, client_for):
+    created = create_token(client_for(alice))
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    assert_error(Client(headers={"Authorization": f"Bearer {created['token']}"}).get(TASKS), 401, "invalid_token")
+
+
 def test_it_refuses_an_overlong_token_name(alice, client_for):
     response = post_json(client_for(alice), f"{ACCOUNT}tokens/", {"name": "n" * 101})
     assert_error(response, 400, "invalid_name")

@@ -188,3 +188,43 @@ def test_a_task_queued_again_replaces_the_job_of_its_earlier_attempt(redis_conn,
     assert task.status == S.QUEUED
     assert queue.job_ids == [str(task.pk)]  # once: the earlier job was removed, not queued twice
     assert "earlier" not in Job.fetch(str(task.pk), connection=redis_conn).meta
+
+
+def test_admissions_sql_reads_agree_with_the_orm(db, alice, bob):
+    """Admission reads in SQL (mediacraft/sql.py); the ORM's answer is the reference."""
+    from collections import Counter
+    from datetime import timedelta
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    now = timezone.now()
+
+    def add(owner, status, retry_at=None):
+        return Task.objects.create(owner=owner, kind="command", status=status, timeout=60, retry_at=retry_at)
+
+    def check():
+        orm_counts = Counter(dict(Task.objects.filter(status__in=Task.ACTIVE).order_by().values_list("owner_id")
+                                  .annotate(Count("pk"))))
+        assert services._active_counts() == orm_counts
+        for user in (alice, bob):
+            assert services._waiting_count(user.pk) == Task.objects.filter(owner=user, status__in=Task.WAITING).count()
+        assert services._any_waiting(now) is services._waiting(now).exists()
+
+    check()
+    for status in (S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT):
+        add(alice, status)
+    add(alice, S.RETRYING, retry_at=now + timedelta(microseconds=1))  # due a microsecond later
+    add(bob, S.RETRYING, retry_at=now + timedelta(hours=1))
+    check()
+    assert not services._any_waiting(now) and services._waiting_count(alice.pk) == 1
+    add(alice, S.RUNNING), add(alice, S.QUEUED), add(bob, S.QUEUED)
+    check()
+    assert services._active_counts() == Counter({alice.pk: 2, bob.pk: 1})
+    due = add(bob, S.RETRYING, retry_at=now)  # due at this very moment
+    check()
+    assert services._any_waiting(now)
+    due.delete()
+    add(bob, S.PENDING)
+    check()
+    assert services._any_waiting(now) and services._waiting_count(bob.pk) == 2

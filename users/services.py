@@ -2,6 +2,7 @@
 created on their first write and kept by the session cookie."""
 
 import copy
+import datetime
 import re
 import secrets
 import uuid
@@ -13,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from mediacraft import sql
 from tasks.errors import ApiError, NotFound
 from tasks.events import close_session_sockets
 from users.models import ApiToken, token_digest
@@ -149,10 +151,20 @@ def token_revoke(*, user, token_id):
 
 
 def user_from_token(raw):
-    token = ApiToken.objects.select_related("user").filter(digest=token_digest(raw)).first()
-    if token is None or not token.user.is_active:
+    """The active user the raw token belongs to, or None. Read on every API call: SQL, see
+    mediacraft/sql.py."""
+    user_model = get_user_model()
+    user = next(iter(user_model.objects.raw(
+        f"SELECT u.*, t.{sql.name(ApiToken, 'id')} AS token_id, t.{sql.name(ApiToken, 'last_used_at')} AS token_used "
+        f"FROM {sql.name(ApiToken)} t JOIN {sql.name(user_model)} u "
+        f"ON u.{sql.name(user_model, user_model._meta.pk.name)} = t.{sql.name(ApiToken, 'user')} "
+        f"WHERE t.{sql.name(ApiToken, 'digest')} = %s", [token_digest(raw)])), None)
+    if user is None or not user.is_active:
         return None
     now = timezone.now()
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    used = user.token_used  # an extra column: not converted as a field is (naive on SQLite, stored as UTC)
+    if used is not None and timezone.is_naive(used):
+        used = timezone.make_aware(used, datetime.UTC)
+    if used is None or (now - used).total_seconds() > 60:
+        ApiToken.objects.filter(pk=user.token_id).update(last_used_at=now)
+    return user

@@ -143,11 +143,15 @@ class CommandProcessor(Processor):
 
     def _enabled(self, name):
         """The enabled template named `name`, or None: inside reading_once, read only once."""
+        from mediacraft import sql
         from tasks.models import CommandTemplate
 
         read = _read.get()
         if read is None or name not in read:
-            template = CommandTemplate.objects.filter(name=name, enabled=True).first()
+            # Read on every submit of the kind: SQL, see mediacraft/sql.py.
+            template = next(iter(CommandTemplate.objects.raw(
+                f"SELECT * FROM {sql.name(CommandTemplate)} WHERE {sql.name(CommandTemplate, 'name')} = %s "
+                f"AND {sql.name(CommandTemplate, 'enabled')} = %s", [name, True])), None)
             if read is None:
                 return template
             read[name] = template
