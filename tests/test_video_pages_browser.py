@@ -232,7 +232,7 @@ def test_a_busy_server_is_waited_out_and_its_frame_shown(server, transactional_d
     refused = []
 
     def busy_once(route):
-        if refused:
+        if refused or "?t=2&" not in route.request.url:  # the first frame may still be asked for again
             return route.continue_()
         refused.append(route.request.url)
         route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json", body=json.dumps(
