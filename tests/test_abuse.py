@@ -572,6 +572,9 @@ def test_it_refuses_every_unsafe_method_on_every_page_without_the_csrf_token(wor
 @pytest.mark.parametrize("origin", [
     b"http://evil.example", b"http://localhost.evil.example", b"http://evil.example:80", b"null", b"",
     b"file://", b"http://127.0.0.1.evil.example", b"http://xn--lcalhost-9za",
+    # The site's host name, but another origin: another port, or https for an http site (a
+    # browser sends the session cookie along to either).
+    b"http://localhost:3000", b"https://localhost", b"http://127.0.0.1:8000",
 ])
 def test_it_refuses_a_websocket_from_a_foreign_or_missing_origin(transactional_db, alice, origin):
     headers = [h for h in headers_for(alice, origin=origin) if h[0] != b"origin" or origin]
@@ -585,15 +588,34 @@ def test_it_refuses_a_websocket_from_a_foreign_or_missing_origin(transactional_d
     assert async_to_sync(scenario)() is False
 
 
-def test_it_accepts_a_websocket_from_the_sites_own_origins(transactional_db, alice):
+def test_it_accepts_a_websocket_from_the_sites_own_origins(transactional_db, alice, settings):
     async def scenario(headers):
         comm = socket_for(headers)
-        hello = await connect(comm)
+        connected, _ = await comm.connect(timeout=5)
+        hello = await comm.receive_json_from(timeout=5) if connected else None
         await comm.disconnect()
-        return hello
+        return hello and hello["authenticated"]
 
-    for origin in (b"http://localhost", b"http://127.0.0.1:8000", b"https://localhost"):
-        assert async_to_sync(scenario)(headers_for(alice, origin=origin))["authenticated"] is True
+    def opens(origin, host=b"localhost", extra=()):
+        headers = [(name, host if name == b"host" else value) for name, value in headers_for(alice, origin=origin)]
+        return async_to_sync(scenario)([*headers, *extra]) is True
+
+    assert opens(b"http://localhost")
+    assert opens(b"http://127.0.0.1:8000", host=b"127.0.0.1:8000")
+    assert not opens(b"http://127.0.0.1:8000", host=b"127.0.0.1:8001")
+    assert not opens(b"http://evil.example", host=b"evil.example")  # a host the site does not serve
+    settings.CSRF_TRUSTED_ORIGINS = ["https://media.example.com", "https://*.example.org"]
+    assert opens(b"https://media.example.com") and opens(b"https://tv.example.org")
+    assert not opens(b"http://media.example.com") and not opens(b"https://example.net")
+    # Behind a TLS proxy the page is https, as X-Forwarded-Proto says (trusted only when configured).
+    proxied = [(b"x-forwarded-proto", b"https")]
+    assert not opens(b"https://localhost", extra=proxied)
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.USE_X_FORWARDED_HOST = True
+    assert opens(b"https://localhost", extra=proxied) and not opens(b"http://localhost", extra=proxied)
+    assert opens(b"https://media.local", extra=[*proxied, (b"x-forwarded-host", b"media.local")]) is False
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "media.local"]
+    assert opens(b"https://media.local", extra=[*proxied, (b"x-forwarded-host", b"media.local")])
 
 
 # --- 3. a corpus of bad inputs ----------------------------------------------------------------------
