@@ -630,6 +630,8 @@ def task_action(request, task_id, action):
     try:
         service(task=task)
         messages.success(request, str(done))
+    except NotFound:
+        raise Http404() from None  # deleted by another request meanwhile
     except ApiError as exc:
         messages.error(request, str(exc.message))
     target = request.POST.get("next", "")

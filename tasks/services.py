@@ -18,7 +18,7 @@ from django.utils.translation import ngettext
 from mediacraft import sql
 from mediacraft.logs import task_context
 from tasks import events, metrics, selectors
-from tasks.errors import ApiError, InvalidParams
+from tasks.errors import ApiError, InvalidParams, NotFound
 from tasks.models import Task
 from tasks.processors import get_processor, registry
 from tasks.queues import RUN_TASK, get_queue, queue_name_for, redis_connection
@@ -197,7 +197,15 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
         raise
     if task.pk in admitted:
         return admitted[task.pk]  # as its move to queued left it
-    task.refresh_from_db()
+    return _reread(task)
+
+
+def _reread(task):
+    """The task as now stored, after a change: a 404 if another request deleted it meanwhile."""
+    try:
+        task.refresh_from_db()
+    except Task.DoesNotExist:
+        raise NotFound() from None
     return task
 
 
@@ -438,8 +446,7 @@ def task_cancel(*, task):
         cancel_requested_at=timezone.now()
     ):
         transaction.on_commit(functools.partial(_send_stop, task.pk), robust=True)
-    task.refresh_from_db()
-    return task
+    return _reread(task)
 
 
 UNFINISHED = tuple(s for s in S if s not in Task.TERMINAL)
@@ -496,7 +503,7 @@ def task_retry(*, task):
         raise ApiError("forbidden_kind", _("You are not allowed to run %(kind)s tasks.") % {"kind": task.kind}, status=403)
     with transaction.atomic():
         _lock_dispatch()
-        waiting = Task.objects.filter(owner=task.owner_id, status__in=Task.WAITING).count()
+        waiting = _waiting_count(task.owner_id)
         if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
             raise ApiError("too_many_pending", ngettext("You already have %(n)s task waiting.",
                                                         "You already have %(n)s tasks waiting.", waiting) % {"n": waiting},
@@ -511,8 +518,7 @@ def task_retry(*, task):
             raise ApiError("not_retryable", _("Only failed, cancelled or timed-out tasks can be retried."), status=409)
         transaction.on_commit(functools.partial(processor.prepare_retry, task.pk), robust=True)
         transaction.on_commit(dispatch, robust=True)
-    task.refresh_from_db()
-    return task
+    return _reread(task)
 
 
 def task_delete(*, task):

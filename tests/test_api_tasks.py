@@ -526,6 +526,26 @@ def test_it_cancels_a_waiting_task(alice, tool, client_for, status):
     assert Task.objects.get(pk=task.pk).status == S.CANCELLED
 
 
+@pytest.mark.parametrize("action", ["cancel", "retry"])
+def test_a_task_deleted_while_it_is_cancelled_or_retried_is_a_404(alice, tool, client_for, monkeypatch, action):
+    """A delete from another request that lands between the move and its answer (a race the audit hit)."""
+    from tasks import services
+
+    move = services._transition
+
+    def move_then_delete(task_id, **kwargs):
+        moved = move(task_id, **kwargs)
+        Task.objects.filter(pk=task_id).delete()
+        return moved
+
+    monkeypatch.setattr(services, "_transition", move_then_delete)
+    client = client_for(alice)
+    for url in (lambda task: task_url(task, action), lambda task: f"/tasks/{task.pk}/{action}/"):  # API, page
+        task = set_status(submit_command(alice), S.PENDING if action == "cancel" else S.FAILED)
+        response = client.post(url(task))
+        assert response.status_code == 404, response.content
+
+
 @pytest.mark.parametrize("status", [S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT])
 def test_it_refuses_to_cancel_a_finished_task_with_409(alice, tool, client_for, status):
     task = set_status(submit_command(alice), status)
