@@ -389,6 +389,14 @@ def test_it_logs_out(alice, tool, client_for):
     assert User.objects.filter(pk=alice.pk).exists()
 
 
+def test_an_unclaimed_visitor_cannot_log_out_and_orphan_their_tasks(db, tool):
+    client, visitor, tasks = new_visitor_with_tasks(1, tool)
+    error = assert_error(client.post(f"{ACCOUNT}logout/"), 409, "unclaimed_visitor")
+    assert "Claim your account with a password" in error["message"]
+    assert account(client)["authenticated"] is True and session_user(client) == visitor
+    assert task_ids(client) == {str(tasks[0].pk)}
+
+
 @pytest.mark.parametrize("username,password", [("alice", "wrong-password"), ("nobody", "whatever-123"),
                                                ("ALICE", "alice-pass-123!"), ("alice", "")])
 def test_it_refuses_a_wrong_login_with_401(alice, username, password):

@@ -106,11 +106,11 @@ def account_login(request):
 
 @require_POST
 def account_logout(request):
-    if request.user.is_authenticated and services.is_visitor(request.user):
-        # An unclaimed visitor has no way back in: logging out would orphan their tasks.
-        messages.error(request, _("Claim your account with a password before logging out, or your tasks will be lost."))
+    try:
+        services.account_logout(request=request)
+    except ApiError as exc:
+        messages.error(request, str(exc.message))
         return redirect("account")
-    services.account_logout(request=request)
     messages.success(request, _("You are logged out."))
     return redirect("account")
 

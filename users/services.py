@@ -129,6 +129,10 @@ def _visitor_merge(*, visitor, account):
 
 
 def account_logout(*, request):
+    if request.user.is_authenticated and is_visitor(request.user):
+        # An unclaimed visitor has no way back in: logging out would orphan their tasks.
+        raise ApiError("unclaimed_visitor", _("Claim your account with a password before logging out, or your "
+                                              "tasks will be lost."), status=409)
     session_key = request.session.session_key
     logout(request)
     if session_key:
