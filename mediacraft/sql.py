@@ -35,3 +35,15 @@ def scalar(sql, params):
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else row[0]
+
+
+# Namespaces of lock(): one per kind of thing serialised.
+DISPATCH, STORAGE, ACCOUNTS = 7210431, 7210432, 7210433
+
+
+def lock(namespace, key=0):
+    """Hold, until the transaction ends, the lock on (namespace, key): on PostgreSQL an advisory
+    lock; SQLite's IMMEDIATE transactions (see settings) already hold the whole database's."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, key])

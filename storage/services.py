@@ -16,10 +16,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from mediacraft import sql
 from storage.media import MediaError, probe
 from storage.models import StoredFile
 from storage.selectors import used_bytes
-from tasks.errors import ApiError, InvalidParams
+from tasks.errors import ApiError, InvalidParams, TaskError
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -54,10 +55,21 @@ def check_free_disk(needed=0):
 
 
 def check_quota(owner, size, name):
+    """Refuse a file that would not fit in the owner's quota (a fast answer before the work: the
+    row is then stored by _create_within_quota, which asks again under the owner's lock)."""
     if used_bytes(owner) + size > settings.MEDIACRAFT_USER_QUOTA_MB * MB:
         raise ApiError("quota_exceeded", _("%(name)s does not fit in your storage quota of %(quota)s MB; delete old "
                                            "tasks to make room.") % {"name": name, "quota": settings.MEDIACRAFT_USER_QUOTA_MB},
                        status=413, field="files")
+
+
+def _create_within_quota(owner, name, **fields):
+    """Store a new file's row if it still fits in the owner's quota: the check and the insert
+    under one lock, so that uploads racing each other cannot all fit in the same room."""
+    with transaction.atomic():
+        sql.lock(sql.STORAGE, owner.pk)
+        check_quota(owner, fields["size"], name)
+        return StoredFile.objects.create(owner=owner, **fields)
 
 
 def file_store_upload(*, owner, upload, video=True):
@@ -89,11 +101,15 @@ def file_store_upload(*, owner, upload, video=True):
         from tasks.metrics import incr
 
         incr("mediacraft_upload_bytes_total", amount=upload.size)
-        return StoredFile.objects.create(
-            id=file_id, owner=owner, role=StoredFile.Role.INPUT, original_name=str(upload.name)[:255] or name,
-            stored_name=name, path=relative, size=upload.size, sha256=digest, media=media,
-            expires_at=timezone.now() + timedelta(hours=settings.MEDIACRAFT_UPLOAD_TTL_HOURS),
-        )
+        try:
+            return _create_within_quota(
+                owner, name, id=file_id, role=StoredFile.Role.INPUT, original_name=str(upload.name)[:255] or name,
+                stored_name=name, path=relative, size=upload.size, sha256=digest, media=media,
+                expires_at=timezone.now() + timedelta(hours=settings.MEDIACRAFT_UPLOAD_TTL_HOURS),
+            )
+        except ApiError:
+            shutil.rmtree(target.parent, ignore_errors=True)
+            raise
     finally:
         if path is not None:
             Path(path).unlink(missing_ok=True)
@@ -147,11 +163,14 @@ def _input_copy(owner, source):
             check_free_disk(source.size)
             shutil.copyfile(source.abs_path, target)
             blob = None
-        return StoredFile.objects.create(
-            id=file_id, blob=blob, owner=owner, role=StoredFile.Role.INPUT, original_name=source.original_name,
+        fields = dict(
+            id=file_id, blob=blob, role=StoredFile.Role.INPUT, original_name=source.original_name,
             stored_name=source.stored_name, path=relative, size=source.size, sha256=source.sha256, media=source.media,
             expires_at=timezone.now() + timedelta(hours=settings.MEDIACRAFT_UPLOAD_TTL_HOURS),
         )
+        if blob is None:
+            return _create_within_quota(owner, source.original_name, **fields)
+        return StoredFile.objects.create(owner=owner, **fields)  # a link: it takes no more room
     except BaseException:
         shutil.rmtree(target.parent, ignore_errors=True)
         raise
@@ -168,7 +187,6 @@ def files_attach(*, task, file_ids):
 def file_register_output(*, task, path, name):
     """Record a finished result file of a task (it must be inside MEDIA_ROOT). A result that
     does not fit in the owner's quota is deleted and ends the task with a clear error."""
-    from tasks.errors import TaskError
     from tasks.selectors import task_owner_id
 
     path = Path(path)
@@ -177,11 +195,7 @@ def file_register_output(*, task, path, name):
     # The owner as the database has it now, not as the job loaded it: a visitor who logged in
     # meanwhile was merged into the account (users.services.account_login) and is gone.
     owner_id = task_owner_id(task_id=task.pk) or task.owner_id
-    used = used_bytes(owner_id)
-    if used + size > settings.MEDIACRAFT_USER_QUOTA_MB * MB:
-        path.unlink(missing_ok=True)
-        raise TaskError("output_quota_exceeded", {"name": name, "quota": settings.MEDIACRAFT_USER_QUOTA_MB},
-                        detail=f"stored {used} B + result {size} B")
+    _check_output_quota(owner_id, path, size, name)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(MB), b""):
@@ -198,10 +212,22 @@ def file_register_output(*, task, path, name):
             owner_id = task_owner_id(task_id=task.pk) or owner_id
         try:
             with transaction.atomic():
+                sql.lock(sql.STORAGE, owner_id)  # as _create_within_quota
+                _check_output_quota(owner_id, path, size, name)
                 return StoredFile.objects.create(owner_id=owner_id, **fields)
         except IntegrityError:
             if attempt == 2 or task_owner_id(task_id=task.pk) in (None, owner_id):
                 raise
+
+
+def _check_output_quota(owner_id, path, size, name):
+    """A result that does not fit in the owner's quota is deleted and ends the task."""
+
+    used = used_bytes(owner_id)
+    if used + size > settings.MEDIACRAFT_USER_QUOTA_MB * MB:
+        path.unlink(missing_ok=True)
+        raise TaskError("output_quota_exceeded", {"name": name, "quota": settings.MEDIACRAFT_USER_QUOTA_MB},
+                        detail=f"stored {used} B + result {size} B")
 
 
 def files_delete_outputs(*, task_id):

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict, deque
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -30,10 +30,8 @@ MAX_START_RESTARTS = 3
 
 
 def _lock_dispatch():
-    """Serialise submit and dispatch. SQLite already does (IMMEDIATE transactions)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(7210431)")
+    """Serialise submit and dispatch."""
+    sql.lock(sql.DISPATCH)
 
 
 def _transition(task_id, *, frm, to, **fields):

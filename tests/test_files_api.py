@@ -109,6 +109,47 @@ def test_a_migrated_database_counts_the_copies_made_before_once(staged, alice):
     assert used_bytes(alice) == body["size"] + other["size"]
 
 
+def test_uploads_racing_each_other_cannot_overshoot_the_quota(transactional_db, client_for, alice, settings,
+                                                              monkeypatch):
+    """Each upload passes the early quota check before its decode check; here all of them finish
+    that together (a barrier after it), as concurrent uploads on a busy server do."""
+    from django.db import connections
+
+    from storage import services as storage
+    from storage.selectors import used_bytes
+
+    size = VIDEOS["clip"].stat().st_size
+    settings.MEDIACRAFT_USER_QUOTA_MB = size * 2.5 / (1024 * 1024)
+    racers = 5
+    barrier = threading.Barrier(racers, timeout=60)
+    decode_check = storage.probe
+
+    def probe_then_wait(*args, **kwargs):
+        media = decode_check(*args, **kwargs)
+        barrier.wait()
+        return media
+
+    monkeypatch.setattr(storage, "probe", probe_then_wait)
+    clients = [client_for(alice) for _ in range(racers)]
+    answers = []
+
+    def upload(client):
+        try:
+            answers.append(stage(client).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=upload, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [201, 201, 413, 413, 413]
+    assert StoredFile.objects.count() == 2 and used_bytes(alice) == 2 * size
+    kept = {f.abs_path.parent for f in StoredFile.objects.all()}
+    assert set(kept.pop().parent.iterdir()) == {f.abs_path.parent for f in StoredFile.objects.all()}  # none left over
+
+
 def test_where_no_hard_link_can_be_made_a_copy_counts_and_must_fit(staged, settings, alice, request):
     from storage.selectors import used_bytes
 
