@@ -131,6 +131,9 @@ def files_reuse(*, owner, file_ids):
     quota while the file it links to is kept). Returns (ids, the new files): the caller deletes
     those if the task is refused."""
     by_id = {str(f.pk): f for f in StoredFile.objects.filter(pk__in=file_ids, owner=owner)}
+    gone = [i for i in file_ids if i not in by_id]
+    if gone:  # deleted since the task's parameters were validated
+        raise InvalidParams(_("Unknown file: %(id)s.") % {"id": gone[0][:40]}, "files")
     sources = [by_id[i] for i in file_ids if by_id[i].task_id is not None]
     if not sources:
         return list(file_ids), []
@@ -176,12 +179,18 @@ def _input_copy(owner, source):
         raise
 
 
+class FilesTaken(Exception):
+    """A staged input went to another task between files_reuse and files_attach."""
+
+
 def files_attach(*, task, file_ids):
-    """Give the task its inputs, in order; they now live and expire with the task."""
+    """Give the task its inputs, in order; they now live and expire with the task. Raises
+    FilesTaken, for the caller to roll back, if one is no longer staged."""
     for position, file_id in enumerate(file_ids):
-        StoredFile.objects.filter(pk=file_id, owner=task.owner_id, task=None, role=StoredFile.Role.INPUT).update(
+        if not StoredFile.objects.filter(pk=file_id, owner=task.owner_id, task=None, role=StoredFile.Role.INPUT).update(
             task=task, position=position, expires_at=None
-        )
+        ):
+            raise FilesTaken(file_id)
 
 
 def file_register_output(*, task, path, name):

@@ -143,56 +143,70 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
         timeout = _clean_int(timeout, "timeout", 1, limit)
     title = title or processor.make_title(cleaned)[:200]
     now = timezone.now()
-    copies = ()
-    if cleaned.get("files"):
-        from storage.services import files_reuse
+    fields = {"kind": processor.kind, "title": title, "priority": priority, "timeout": timeout,
+              "max_attempts": max_attempts}
+    from storage.services import FilesTaken, files_reuse
 
-        cleaned["files"], copies = files_reuse(owner=owner, file_ids=cleaned["files"])
-    try:
-        with transaction.atomic():
-            if owner is None:
-                owner = owner_factory()
-            _lock_dispatch()
-            waiting = _waiting_count(owner.pk)
-            if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
-                raise ApiError(
-                    "too_many_pending",
-                    ngettext("You already have %(n)s task waiting; wait for it to finish or cancel it.",
-                             "You already have %(n)s tasks waiting; wait for some to finish or cancel them.",
-                             waiting) % {"n": waiting},
-                    status=429,
-                )
-            # Admission in the same transaction, which holds the dispatch lock already: one write
-            # transaction per submit. When nothing else waits and there is room, the new task is the
-            # one admission would pick: it is stored as queued at once, sparing the pending row's move.
-            counts = _active_counts()
-            direct = _has_room(counts, owner.pk) and not _any_waiting(now)
-            timeline = [{"status": S.PENDING, "at": now.isoformat()}]
-            if direct:
-                state = {"status": S.QUEUED, "queued_at": now, "message_code": "waiting_worker",
-                         "timeline": [*timeline, {"status": S.QUEUED, "at": now.isoformat()}]}
-            else:
-                state = {"status": S.PENDING, "message_code": "waiting_slot", "timeline": timeline}
-            task = Task.objects.create(
-                owner=owner, kind=processor.kind, title=title, params=cleaned, priority=priority, timeout=timeout,
-                max_attempts=max_attempts, **state,
+    inputs = cleaned.get("files") or []
+    for attempt in range(2):
+        copies = ()
+        if inputs:
+            cleaned["files"], copies = files_reuse(owner=owner, file_ids=inputs)
+        try:
+            return _store_new(owner, owner_factory, cleaned, fields, now)
+        except FilesTaken:
+            for stored in copies:
+                stored.delete()
+            if attempt:
+                raise ApiError("file_taken", _("An input file went to another task meanwhile; submit again."),
+                               status=409, field="files") from None
+            # A staged input went to another task since files_reuse (a double submit): once more,
+            # where this task gets a copy of it.
+        except BaseException:
+            for stored in copies:  # the inputs copied for a task that was refused
+                stored.delete()
+            raise
+
+
+def _store_new(owner, owner_factory, cleaned, fields, now):
+    """task_submit's one write transaction: the new task, its inputs, its admission."""
+    with transaction.atomic():
+        if owner is None:
+            owner = owner_factory()
+        _lock_dispatch()
+        waiting = _waiting_count(owner.pk)
+        if waiting >= settings.MEDIACRAFT_USER_MAX_PENDING:
+            raise ApiError(
+                "too_many_pending",
+                ngettext("You already have %(n)s task waiting; wait for it to finish or cancel it.",
+                         "You already have %(n)s tasks waiting; wait for some to finish or cancel them.",
+                         waiting) % {"n": waiting},
+                status=429,
             )
-            if cleaned.get("files"):
-                from storage.services import files_attach
+        # Admission in the same transaction, which holds the dispatch lock already: one write
+        # transaction per submit. When nothing else waits and there is room, the new task is the
+        # one admission would pick: it is stored as queued at once, sparing the pending row's move.
+        counts = _active_counts()
+        direct = _has_room(counts, owner.pk) and not _any_waiting(now)
+        timeline = [{"status": S.PENDING, "at": now.isoformat()}]
+        if direct:
+            state = {"status": S.QUEUED, "queued_at": now, "message_code": "waiting_worker",
+                     "timeline": [*timeline, {"status": S.QUEUED, "at": now.isoformat()}]}
+        else:
+            state = {"status": S.PENDING, "message_code": "waiting_slot", "timeline": timeline}
+        task = Task.objects.create(owner=owner, params=cleaned, **fields, **state)
+        if cleaned.get("files"):
+            from storage.services import files_attach
 
-                files_attach(task=task, file_ids=cleaned["files"])
-            if direct:
-                _queued(task, now)
-                return task
-            # A task admitted now is announced by its move to queued.
-            admitted, active = _admit(counts)
-            if task.pk not in admitted:
-                _explain_wait(task, active[task.owner_id])
-                transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
-    except BaseException:
-        for stored in copies:  # the inputs copied for a task that was refused
-            stored.delete()
-        raise
+            files_attach(task=task, file_ids=cleaned["files"])
+        if direct:
+            _queued(task, now)
+            return task
+        # A task admitted now is announced by its move to queued.
+        admitted, active = _admit(counts)
+        if task.pk not in admitted:
+            _explain_wait(task, active[task.owner_id])
+            transaction.on_commit(functools.partial(events.broadcast_task, task.pk), robust=True)
     if task.pk in admitted:
         return admitted[task.pk]  # as its move to queued left it
     return _reread(task)

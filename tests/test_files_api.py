@@ -150,6 +150,47 @@ def test_uploads_racing_each_other_cannot_overshoot_the_quota(transactional_db, 
     assert set(kept.pop().parent.iterdir()) == {f.abs_path.parent for f in StoredFile.objects.all()}  # none left over
 
 
+def test_two_tasks_submitted_at_once_with_one_staged_upload_each_get_it(staged, client_for, alice, monkeypatch):
+    """A double click: both submits find the upload staged, one task takes it, the other gets a copy."""
+    from django.db import connections
+
+    from storage import services as storage
+
+    client, body = staged
+    barrier = threading.Barrier(2, timeout=60)
+    reuse, calls = storage.files_reuse, []
+
+    def reuse_then_wait(**kwargs):
+        found = reuse(**kwargs)
+        calls.append(found)
+        if len(calls) <= 2:  # both have read the upload as staged before either stores its task
+            barrier.wait()
+        return found
+
+    monkeypatch.setattr(storage, "files_reuse", reuse_then_wait)
+    params = {"files": [body["id"]], "rects": [LOGO]}
+    answers = []
+
+    def submit(browser):
+        try:
+            answers.append(browser.post("/api/tasks/", {"kind": "watermark", "params": params},
+                                        content_type="application/json"))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit, args=(browser,)) for browser in (client, client_for(alice))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [201, 201], [a.content for a in answers]
+    assert len(calls) == 3  # the loser read its inputs again, and got a copy
+    inputs = [StoredFile.objects.get(task_id=a.json()["task_id"]) for a in answers]
+    assert len({f.pk for f in inputs}) == 2 and body["id"] in {str(f.pk) for f in inputs}
+    assert all(f.abs_path.is_file() and f.sha256 == inputs[0].sha256 for f in inputs)
+    assert StoredFile.objects.count() == 2
+
+
 def test_where_no_hard_link_can_be_made_a_copy_counts_and_must_fit(staged, settings, alice, request):
     from storage.selectors import used_bytes
 
