@@ -2,13 +2,35 @@
 ffmpeg's own description of its inputs."""
 
 import functools
+import logging
 import re
 import subprocess
 import threading
 
+from django.utils.translation import gettext_lazy as _
+
+log = logging.getLogger(__name__)
+
 
 class MediaError(Exception):
-    """Not a video ffmpeg can decode; the message says why (in ffmpeg's words)."""
+    """Not a video ffmpeg can decode. str(): why, in the viewer's language and without ffmpeg's
+    words, which name the file by its path on the server; those are logged for the operator."""
+
+    def __init__(self, reason, ffmpeg_said="", path=None):
+        super().__init__(reason)
+        self.reason = reason
+        if ffmpeg_said:
+            log.info("ffmpeg on %s: %s", path, ffmpeg_said)
+
+    def __str__(self):
+        return str(self.reason)
+
+
+NOT_MEDIA = _("not a media format ffmpeg reads")
+NO_VIDEO = _("it holds no video stream")
+DAMAGED = _("its video cannot be decoded to the end: the file may be truncated or damaged")
+INCOMPLETE = _("the file is incomplete (its index is missing)")
+NO_FRAME = _("the video cannot be decoded at that time")
 
 
 def ffmpeg_exe():
@@ -103,11 +125,13 @@ def probe(path, timeout=60, verify=True):
     run = subprocess.run([exe, "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True,
                          errors="replace", timeout=timeout)
     text = run.stderr
-    if "Invalid data found" in text or "moov atom not found" in text or "Stream #" not in text:
-        raise MediaError(_last_lines(text) or "no media streams")
+    if "moov atom not found" in text:
+        raise MediaError(INCOMPLETE, _last_lines(text), path)
+    if "Invalid data found" in text or "Stream #" not in text:
+        raise MediaError(NOT_MEDIA, _last_lines(text), path)
     info = parse_info(text)
     if not info["vcodec"] or not info["width"]:
-        raise MediaError("no video stream")
+        raise MediaError(NO_VIDEO)
     if not verify:
         return info
     # Decode the first frame and the last second: catches unreadable and truncated files.
@@ -118,7 +142,7 @@ def probe(path, timeout=60, verify=True):
         run = subprocess.run([exe, "-hide_banner", "-nostdin", "-v", "error", *args, "-f", "null", "-"],
                              capture_output=True, text=True, errors="replace", timeout=timeout)
         if run.returncode != 0 or _serious(run.stderr):
-            raise MediaError(_last_lines(run.stderr) or f"ffmpeg exited with {run.returncode}")
+            raise MediaError(DAMAGED, _last_lines(run.stderr) or f"exit status {run.returncode}", path)
     return info
 
 
@@ -166,5 +190,5 @@ def _frame_jpeg(path, second, width, timeout):
         capture_output=True, timeout=timeout,
     )
     if run.returncode != 0 or not run.stdout:
-        raise MediaError(_last_lines(run.stderr.decode(errors="replace")) or "no frame at that time")
+        raise MediaError(NO_FRAME, _last_lines(run.stderr.decode(errors="replace")), path)
     return run.stdout

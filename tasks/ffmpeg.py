@@ -1,6 +1,7 @@
 """Running ffmpeg inside a task: progress from `-progress pipe:1`, meaningful errors."""
 
 import re
+from pathlib import Path
 
 from tasks.errors import TaskError
 
@@ -70,7 +71,11 @@ def run_ffmpeg(ctx, args, *, total_seconds, stage="encoding", start_percent=0.0,
 
 
 def meaningful_log(text, count=12):
-    """The last distinct non-empty lines of ffmpeg's log."""
+    """The last distinct non-empty lines of ffmpeg's log, its files named from the task's folder
+    (the user sees this detail; where the server keeps files is none of their business)."""
+    from django.conf import settings
+
+    text = text.replace(str(Path(settings.MEDIA_ROOT).resolve()) + "/", "").replace(str(settings.MEDIA_ROOT) + "/", "")
     lines, seen = [], set()
     for line in reversed(text.splitlines()):
         line = line.strip()

@@ -328,8 +328,11 @@ def test_it_refuses_an_upload_that_is_not_a_video(transactional_db, client, tmp_
     bogus.write_bytes(b"%PDF-1.4 not a video")
     response = stage(client, bogus)
     assert response.status_code == 400
-    assert "résumé.pdf is not a video that can be decoded" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert message == "résumé.pdf is not a video that can be decoded (not a media format ffmpeg reads)."
     assert StoredFile.objects.count() == 0
+    chinese = client.post("/api/files/", {"files": open(bogus, "rb")}, headers={"Accept-Language": "zh-hans"})
+    assert "ffmpeg" in chinese.json()["error"]["message"] and "Invalid" not in chinese.json()["error"]["message"]
     assert client.post("/api/files/", {}).status_code == 400
 
 

@@ -194,6 +194,8 @@ def test_it_reports_ffmpegs_own_words_when_it_fails(workers, client):
     assert done["error"]["code"] == "ffmpeg_failed"
     assert "ffmpeg failed (exit code" in done["error"]["message"]
     assert "Invalid data" in done["error"]["detail"]
+    assert str(Path(settings.MEDIA_ROOT).resolve()) not in done["error"]["detail"]  # no server paths
+    assert "logo clip.mp4" in done["error"]["detail"]
     assert done["outputs"] == []
 
 
