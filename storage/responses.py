@@ -62,9 +62,16 @@ class RangedFile:
         self.f.close()
 
 
+def plays_inline(content_type):
+    """A type a browser shows as media, never as a page: a stored file's name is the user's or a
+    remote server's to choose, and an HTML or SVG "video" opened inline would run its scripts as
+    this site."""
+    return content_type.startswith(("video/", "audio/", "image/")) and content_type != "image/svg+xml"
+
+
 def file_response(request, path, name, size, *, inline=False):
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    disposition = content_disposition_header(not inline, name)
+    disposition = content_disposition_header(not (inline and plays_inline(content_type)), name)
     header = request.headers.get("Range", "")
     match = RANGE_RE.match(header.strip()) if header else None
     if header and match and (match.group(1) or match.group(2)):

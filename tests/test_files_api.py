@@ -291,6 +291,23 @@ def test_it_serves_ranges_with_the_original_name(staged):
     assert client.get(url, {"inline": 1})["Content-Disposition"].startswith("inline;")
 
 
+def test_only_media_is_served_inline(transactional_db, client_for, alice, tmp_path):
+    """A video named report.html (a name is the uploader's, or a remote server's, to choose) opened
+    inline would be a page of this site running whatever it holds: it downloads instead."""
+    import shutil
+
+    client = client_for(alice)
+    for name, shown in (("report.html", False), ("drawing.svg", False), ("notes.txt", False), ("clip.mp4", True),
+                        ("clip.webm", True)):
+        named = tmp_path / name
+        shutil.copyfile(VIDEOS["clip"], named)
+        response = stage(client, named)
+        assert response.status_code == 201, response.content
+        served = client.get(f"/api/files/{response.json()[0]['id']}/download/", {"inline": 1})
+        assert served["Content-Disposition"].startswith("inline;" if shown else "attachment;"), name
+        assert served["X-Content-Type-Options"] == "nosniff"
+
+
 def test_it_deletes_staged_uploads_but_not_files_in_use(staged):
     client, body = staged
     path = StoredFile.objects.get(pk=body["id"]).abs_path
