@@ -294,6 +294,45 @@ def test_it_refuses_an_invalid_username_with_400(db, username):
     assert not session_user(client).has_usable_password()
 
 
+def test_claims_of_one_name_at_once_leave_one_account_and_409s(transactional_db, monkeypatch):
+    """Each claim looks for the name before its slow password check; here all of them finish that
+    check together (a barrier), as claims racing on a busy server do."""
+    import threading
+
+    from django.db import connections
+
+    from users import services
+
+    names = ["Dora", "dora", "DORA", "dOrA"]
+    barrier = threading.Barrier(len(names), timeout=60)
+    check = services.validate_password
+
+    def check_then_wait(*args, **kwargs):
+        check(*args, **kwargs)
+        barrier.wait()
+
+    monkeypatch.setattr(services, "validate_password", check_then_wait)
+    browsers = [Client() for _ in names]
+    for browser in browsers:
+        first_write(browser)
+    answers = []
+
+    def claim_in_thread(browser, name):
+        try:
+            answers.append(claim(browser, name))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim_in_thread, args=pair) for pair in zip(browsers, names)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [a.content for a in answers]
+    assert {a.json()["error"]["code"] for a in answers if a.status_code == 409} == {"username_taken"}
+    assert User.objects.filter(username__iexact="dora").count() == 1
+
+
 def test_it_refuses_to_claim_twice_with_409(db):
     client = Client()
     assert claim(client, "dora").status_code == 200

@@ -10,7 +10,7 @@ import uuid
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -70,8 +70,9 @@ def account_claim(*, request, username, password):
             raise ValidationError(_("Choose a username."))
     except ValidationError as exc:
         raise ApiError("invalid_username", " ".join(exc.messages), field="username") from None
-    if get_user_model().objects.filter(username__iexact=username).exclude(pk=user.pk).exists():
-        raise ApiError("username_taken", _("The username %(name)s is taken.") % {"name": username}, status=409)
+    taken = ApiError("username_taken", _("The username %(name)s is taken.") % {"name": username}, status=409)
+    if _name_taken(username, user):
+        raise taken
     if not isinstance(password, str):
         password = ""
     try:
@@ -82,9 +83,22 @@ def account_claim(*, request, username, password):
         raise ApiError("invalid_password", " ".join(exc.messages), field="password") from None
     user.username = username
     user.set_password(password)
-    user.save()
+    try:
+        with transaction.atomic():
+            # Claims of one name in any case, at once: the look and the write under one lock, so
+            # one of them wins and the others are told the name is taken.
+            sql.lock(sql.ACCOUNTS)
+            if _name_taken(username, user):
+                raise taken
+            user.save()
+    except IntegrityError:  # taken in exactly this case by a write that skipped the lock (the admin)
+        raise taken from None
     _login(request, user)  # a new session key after the privilege change
     return user
+
+
+def _name_taken(username, user):
+    return get_user_model().objects.filter(username__iexact=username).exclude(pk=user.pk).exists()
 
 
 def account_login(*, request, username, password):
