@@ -240,6 +240,9 @@ MEDIACRAFT_MIN_FREE_DISK_MB = env_int("MEDIACRAFT_MIN_FREE_DISK_MB", 1024, minim
 MEDIACRAFT_UPLOAD_TTL_HOURS = env_int("MEDIACRAFT_UPLOAD_TTL_HOURS", 24, minimum=1)
 MEDIACRAFT_PREVIEW_CONCURRENCY = env_int("MEDIACRAFT_PREVIEW_CONCURRENCY", 2, minimum=1)
 MEDIACRAFT_PREVIEW_WAIT_SECONDS = 10
+MEDIACRAFT_LOGIN_FAILURES = env_int("MEDIACRAFT_LOGIN_FAILURES", 10, minimum=1)
+# The throttle first; sessions name the model backend, as they did before it came.
+AUTHENTICATION_BACKENDS = ["users.throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # Task engine.
 MEDIACRAFT_USER_CONCURRENCY = env_int("MEDIACRAFT_USER_CONCURRENCY", 1, minimum=1)

@@ -115,6 +115,20 @@ def fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def _forget_failed_logins():
+    """Failed logins are counted in Redis for 15 minutes (users.throttle): one test's must not
+    lock a later test's user out."""
+    yield
+    from tasks.queues import redis_connection
+    from users.throttle import KEY
+
+    conn = redis_connection()
+    keys = list(conn.scan_iter(f"{KEY}*"))
+    if keys:
+        conn.delete(*keys)
+
+
 @pytest.fixture
 def redis_conn():
     from tasks.queues import redis_connection

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from tasks.models import CommandTemplate, Task
-from tests.conftest import submit_command
+from tests.conftest import submit_command, wait_for
 from users.models import ApiToken
 
 ACCOUNT = "/api/account/"
@@ -455,6 +455,33 @@ def test_it_answers_400_for_a_login_without_a_password(db):
     response = post_json(Client(), f"{ACCOUNT}login/", {"username": "alice"})
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "invalid"
+
+
+def test_failed_logins_are_throttled_on_the_api_the_pages_and_the_admin(alice, settings):
+    from tasks.queues import redis_connection
+    from users.throttle import KEY
+
+    settings.MEDIACRAFT_LOGIN_FAILURES = 3
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    for _ in range(3):
+        assert_error(login(Client(), "ALICE", "wrong-password"), 401, "invalid_login")  # any case: one name
+    refused = login(Client(), "alice", "alice-pass-123!")  # even the right password, for now
+    error = assert_error(refused, 429, "too_many_logins")
+    assert "try again in 15 minutes" in error["message"] and 850 <= int(refused["Retry-After"]) <= 900
+    page = Client().post("/account/login/", {"login-username": "alice", "login-password": "alice-pass-123!"})
+    assert page.status_code == 400 and "Too many failed logins" in page.content.decode()
+    admin = Client().post("/admin/login/", {"username": "alice", "password": "alice-pass-123!"})
+    assert admin.status_code == 200 and not admin.wsgi_request.user.is_authenticated  # the form again
+    assert login(Client(), "bob", "wrong-password").status_code == 401  # other names: their own count
+    for key in redis_connection().scan_iter(f"{KEY}user:*"):
+        redis_connection().expire(key, 1)  # the window passes
+    wait_for(lambda: not list(redis_connection().scan_iter(f"{KEY}user:*")), 5, message="the window to pass")
+    assert login(Client(), "alice", "alice-pass-123!").status_code == 200
+    # Many names from one address: that address waits too (five times a name's limit).
+    for i in range(15):
+        login(Client(), f"nobody-{i}", "wrong-password")
+    assert_error(login(Client(), "alice", "alice-pass-123!"), 429, "too_many_logins")
 
 
 def test_it_csrf_checks_claim_login_and_logout(alice):

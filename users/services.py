@@ -3,6 +3,7 @@ created on their first write and kept by the session cookie."""
 
 import copy
 import datetime
+import math
 import re
 import secrets
 import uuid
@@ -13,10 +14,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from mediacraft import sql
 from tasks.errors import ApiError, NotFound
 from tasks.events import close_session_sockets
+from users import throttle
 from users.models import ApiToken, token_digest
 
 VISITOR_PREFIX = "visitor-"
@@ -105,6 +108,12 @@ def account_login(*, request, username, password):
     """Log in; an unclaimed visitor's tasks and files move to the account they log in to."""
     if not isinstance(username, str) or not isinstance(password, str) or "\x00" in username + password:
         raise ApiError("invalid_login", _("Enter a username and a password."))
+    wait = throttle.wait_seconds(request, username)
+    if wait:
+        raise ApiError("too_many_logins", ngettext(
+            "Too many failed logins for this name; try again in %(minutes)s minute.",
+            "Too many failed logins for this name; try again in %(minutes)s minutes.",
+            math.ceil(wait / 60)) % {"minutes": math.ceil(wait / 60)}, status=429, retry_after=wait)
     user = authenticate(request, username=username, password=password)
     if user is None:
         raise ApiError("invalid_login", _("Wrong username or password."), status=401)
