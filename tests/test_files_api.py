@@ -251,6 +251,16 @@ def test_it_refuses_an_upload_that_is_not_a_video(transactional_db, client, tmp_
     assert client.post("/api/files/", {}).status_code == 400
 
 
+def test_it_refuses_an_upload_over_the_size_limit_naming_it(transactional_db, client, tmp_path, settings):
+    settings.MEDIACRAFT_MAX_UPLOAD_MB = 1
+    big = tmp_path / "big.mp4"
+    big.write_bytes(bytes(1024 * 1024 + 1))
+    response = stage(client, big)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    assert "big.mp4 is larger than the 1 MB upload limit" in response.json()["error"]["message"]
+    assert StoredFile.objects.count() == 0 and not list((settings.MEDIA_ROOT / "tmp").iterdir())
+
+
 # --- all of a task's results as one ZIP ------------------------------------------------------------
 
 
