@@ -513,3 +513,23 @@ def test_the_web_server_takes_a_big_upload_in_little_memory(transactional_db, re
     finally:
         server.stop()
 
+
+def test_the_web_server_answers_a_malformed_multipart_body_in_the_apis_words(transactional_db, redis_conn, tmp_path):
+    """Twisted answered it a bare, empty 400 on every URL, and logged nothing."""
+    import json
+
+    from tests.browser import Server
+
+    server = Server("mediacraft.asgi:application", tmp_path)
+    try:
+        status, body = post(server, "/api/tasks/", [b"xx"], {"Content-Type": "multipart/form-data", "Content-Length": 2})
+        assert status == 400 and json.loads(body)["error"] == {
+            "code": "bad_multipart",
+            "message": "The request body is not valid multipart/form-data: check its Content-Type and boundary."}
+        # A boundary that the body never uses: Django finds no field, and the view says which it needs.
+        status, body = post(server, "/api/tasks/", [b"xx"], {"Content-Type": "multipart/form-data; boundary=zzz",
+                                                             "Content-Length": 2})
+        assert status == 400 and json.loads(body)["error"]["code"] == "invalid_params", body[:500]
+        assert "Traceback" not in server.output(), server.output()[-3000:]
+    finally:
+        server.stop()
