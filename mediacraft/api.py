@@ -6,6 +6,7 @@ import re
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404
+from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from ninja import NinjaAPI
@@ -171,6 +172,13 @@ def build_api():
     @api.exception_handler(RequestDataTooBig)
     def on_too_big(request, exc):
         return error_response(api, request, 413, "too_large", _("The request body is too large."))
+
+    @api.exception_handler(MultiPartParserError)
+    def on_bad_multipart(request, exc):
+        log.info("Unreadable multipart body on %s %s: %s", request.method, request.path, exc)  # Django says why
+        return error_response(api, request, 400, "bad_multipart",
+                              _("The request body is not valid multipart/form-data: check its Content-Type "
+                                "and boundary."))
 
     @api.exception_handler(TooManyFieldsSent)
     def on_too_many(request, exc):

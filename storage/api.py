@@ -42,8 +42,8 @@ def download_url(stored):
 
 def uploaded_files(request):
     """The request's uploads (field `files`); 413 naming any file over the size limit."""
+    files = request.FILES.getlist("files")  # parses the body: the upload handler notes a file too large
     too_large = request.META.get("mediacraft.too_large") or []
-    files = request.FILES.getlist("files")
     if too_large:
         for upload in files:
             getattr(upload, "discard", upload.close)()

@@ -353,6 +353,16 @@ def test_it_refuses_an_upload_that_is_not_a_video(transactional_db, client, tmp_
     assert client.post("/api/files/", {}).status_code == 400
 
 
+def test_it_refuses_an_upload_over_the_size_limit_naming_it(transactional_db, client, tmp_path, settings):
+    settings.MEDIACRAFT_MAX_UPLOAD_MB = 1
+    big = tmp_path / "big.mp4"
+    big.write_bytes(bytes(1024 * 1024 + 1))
+    response = stage(client, big)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    assert "big.mp4 is larger than the 1 MB upload limit" in response.json()["error"]["message"]
+    assert StoredFile.objects.count() == 0 and not list((settings.MEDIA_ROOT / "tmp").iterdir())
+
+
 # --- all of a task's results as one ZIP ------------------------------------------------------------
 
 
@@ -423,6 +433,34 @@ def test_the_task_page_offers_the_zip_only_for_two_results_or_more(alice, tool, 
 BIG = 256 * 1024 * 1024
 
 
+class MemoryWatch:
+    """A process's RSS, sampled every 20 ms while in the `with` block; `grew`: its peak over the start."""
+
+    def __init__(self, pid):
+        import psutil
+
+        self.process, self.done = psutil.Process(pid), threading.Event()
+
+    def __enter__(self):
+        self.before = self.peak = self.process.memory_info().rss
+        self.sampler = threading.Thread(target=self._sample)
+        self.sampler.start()
+        return self
+
+    def _sample(self):
+        while not self.done.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.sampler.join()
+
+    @property
+    def grew(self):
+        return self.peak - self.before
+
+
 @pytest.mark.parametrize("what", ["download", "zip"])
 def test_the_web_server_streams_a_big_result_no_faster_than_the_client_reads(what, transactional_db, redis_conn,
                                                                                alice, tool, tmp_path):
@@ -431,8 +469,6 @@ def test_the_web_server_streams_a_big_result_no_faster_than_the_client_reads(wha
     process. Here a client reads 1 MB, stops for a while, then reads the rest: the server's
     memory stays flat meanwhile."""
     import http.client
-
-    import psutil
 
     from storage import services as storage
     from tasks.runtime import task_work_dir
@@ -450,31 +486,20 @@ def test_the_web_server_streams_a_big_result_no_faster_than_the_client_reads(wha
     url = (f"/api/files/{paths[0].pk}/download/" if what == "download" else f"/api/tasks/{task.pk}/outputs.zip")
     server = Server("mediacraft.asgi:application", tmp_path)
     token = token_create(user=alice)[1]
-    web, peak, done = psutil.Process(server.proc.pid), [], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak.append(web.memory_info().rss)
-            time.sleep(0.02)
-
     try:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         conn.request("GET", "/api/account/")  # the server warmed up: its first request's imports are not counted
         conn.getresponse().read()
-        before = web.memory_info().rss
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        conn.request("GET", url, headers={"Authorization": f"Bearer {token}"})
-        response = conn.getresponse()
-        assert response.status == 200, response.read()[:500]
-        received = len(response.read(1024 * 1024))
-        time.sleep(1.5)  # the client reads nothing for a while
-        while chunk := response.read(4 * 1024 * 1024):
-            received += len(chunk)
-        done.set()
-        sampler.join()
+        with MemoryWatch(server.proc.pid) as memory:
+            conn.request("GET", url, headers={"Authorization": f"Bearer {token}"})
+            response = conn.getresponse()
+            assert response.status == 200, response.read()[:500]
+            received = len(response.read(1024 * 1024))
+            time.sleep(1.5)  # the client reads nothing for a while
+            while chunk := response.read(4 * 1024 * 1024):
+                received += len(chunk)
         assert received == BIG if what == "download" else received > 2 * BIG
-        grew = max(peak) - before
+        grew = memory.grew
         assert grew < 48 * 1024 * 1024, f"the server grew by {grew >> 20} MB while it served {received >> 20} MB"
         # A client that goes away in the middle, while its response waits: the server carries on.
         quitter = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
@@ -487,7 +512,6 @@ def test_the_web_server_streams_a_big_result_no_faster_than_the_client_reads(wha
         assert conn.getresponse().status in (200, 206)
         assert "Traceback" not in server.output() and "ERROR" not in server.output(), server.output()[-3000:]
     finally:
-        done.set()
         server.stop()
 
 
@@ -523,3 +547,91 @@ def test_a_download_cut_off_during_a_read_is_closed_once_that_read_is_done():
     asyncio.run(client_goes_away())
     wait_for(lambda: closed, 10, message="the stream closed")
     assert closed == [closed[0]] and closed[0].startswith("mediacraft-download")
+
+
+# --- request bodies through the real web server: parsed by Django, never whole in memory -------------
+
+BOUNDARY = "mediacraft-test-boundary"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def multipart(name, pieces):
+    """A multipart body of one file (field `files`) made of `pieces`, yielded as they come."""
+    yield (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+           "Content-Type: video/mp4\r\n\r\n").encode()
+    yield from pieces
+    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def zeros(size):
+    piece = bytes(1024 * 1024)  # one piece, sent again and again: the test process stays small
+    for start in range(0, size, len(piece)):
+        yield piece[:size - start]
+
+
+def post(server, path, chunks, headers):
+    """(status, body) of a POST whose body is sent chunk by chunk; headers give its Content-Length."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    try:
+        conn.putrequest("POST", path)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        for chunk in chunks:
+            conn.send(chunk)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_the_web_server_takes_a_big_upload_in_little_memory(transactional_db, redis_conn, alice, tmp_path):
+    """Twisted parsed a multipart POST whole in memory before daphne ran (200 MB took 2.4 GB, on any
+    URL, before any check), and daphne put all of a body on the application's queue at once (200 MB
+    more). Here a 200 MB upload leaves the server's memory flat, and a real upload is still stored."""
+    import json
+
+    from tests.browser import Server
+    from users.services import token_create
+
+    big = 200 * 1024 * 1024
+    server = Server("mediacraft.asgi:application", tmp_path, env={"MEDIACRAFT_MAX_UPLOAD_MB": "16"})
+    auth = {"Authorization": f"Bearer {token_create(user=alice)[1]}", "Content-Type": MULTIPART}
+    try:
+        clip = list(multipart("clip.mp4", [VIDEOS["clip"].read_bytes()]))
+        status, body = post(server, "/api/files/", clip, {**auth, "Content-Length": sum(map(len, clip))})
+        assert status == 201 and json.loads(body)[0]["name"] == "clip.mp4", body[:500]
+        length = sum(map(len, multipart("big.mp4", zeros(big))))
+        with MemoryWatch(server.proc.pid) as memory:
+            status, body = post(server, "/api/files/", multipart("big.mp4", zeros(big)),
+                                {**auth, "Content-Length": length})
+        # Parsed by Django through the upload handler, which stopped storing it past the limit.
+        assert status == 413 and "big.mp4 is larger than the 16 MB" in json.loads(body)["error"]["message"]
+        grew = memory.grew
+        assert grew < 64 * 1024 * 1024, f"the server grew by {grew >> 20} MB while it took a {big >> 20} MB upload"
+        assert "Traceback" not in server.output(), server.output()[-3000:]
+    finally:
+        server.stop()
+
+
+def test_the_web_server_answers_a_malformed_multipart_body_in_the_apis_words(transactional_db, redis_conn, tmp_path):
+    """Twisted answered it a bare, empty 400 on every URL, and logged nothing."""
+    import json
+
+    from tests.browser import Server
+
+    server = Server("mediacraft.asgi:application", tmp_path)
+    try:
+        status, body = post(server, "/api/tasks/", [b"xx"], {"Content-Type": "multipart/form-data", "Content-Length": 2})
+        assert status == 400 and json.loads(body)["error"] == {
+            "code": "bad_multipart",
+            "message": "The request body is not valid multipart/form-data: check its Content-Type and boundary."}
+        # A boundary that the body never uses: Django finds no field, and the view says which it needs.
+        status, body = post(server, "/api/tasks/", [b"xx"], {"Content-Type": "multipart/form-data; boundary=zzz",
+                                                             "Content-Length": 2})
+        assert status == 400 and json.loads(body)["error"]["code"] == "invalid_params", body[:500]
+        assert "Traceback" not in server.output(), server.output()[-3000:]
+    finally:
+        server.stop()

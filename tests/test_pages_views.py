@@ -386,6 +386,15 @@ def test_it_has_a_plain_500_page(rf):
     assert urls.handler500 == "tasks.pages.server_error" and urls.handler404 == "tasks.pages.page_not_found"
 
 
+def test_it_has_a_plain_translated_400_page_for_a_body_it_cannot_read(client_for, alice):
+    from django.utils import translation
+
+    with translation.override("en"):  # the request switches this thread to Chinese: switch back after
+        response = client_for(alice).generic("POST", "/", b"xx", content_type="multipart/form-data",
+                                             headers={"Accept-Language": "zh-hans"})
+    assert response.status_code == 400 and "服务器无法读取这个请求" in response.content.decode()
+
+
 def test_it_serves_its_own_scripts_styles_and_icons(open_tool):
     browser = Client()
     for path, kind in (("/static/mediacraft/js/app.js", "javascript"), ("/static/mediacraft/app.css", "css"),
