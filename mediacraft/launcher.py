@@ -3,11 +3,13 @@ restart whichever dies, and stop them all on SIGINT/SIGTERM."""
 
 import ctypes
 import fcntl
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +137,7 @@ WEB_DB_POOL = 10
 
 class Launcher:
     def __init__(self, *, base_dir, var_dir, workers, bind, redis_url=None, stdout=None, aria2_url=None,
-                 aria2_secret=None, web_db_pool=WEB_DB_POOL):
+                 aria2_secret=None, web_db_pool=WEB_DB_POOL, log_format="plain"):
         self.base_dir = Path(base_dir)
         # PostgreSQL connections pooled by the web process (MEDIACRAFT_DB_POOL); the others never pool.
         self.web_db_pool = web_db_pool
@@ -144,6 +146,11 @@ class Launcher:
         self.host, self.port = parse_bind(bind)
         self.redis_url = redis_url
         self.stdout = stdout or sys.stdout
+        # json (MEDIACRAFT_LOG_FORMAT): serve's own lines are JSON, and so is every line of the
+        # children's output, passed on through serve (see pump).
+        self.json = log_format == "json"
+        self.write_lock = threading.Lock()
+        self.pumps = []
         self.children = []
         self.redis = None
         # MEDIACRAFT_ARIA2_URL/SECRET set by the operator: use that daemon, start none.
@@ -160,8 +167,36 @@ class Launcher:
                 pass
 
     def say(self, message):
-        self.stdout.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} serve: {message}\n")
-        self.stdout.flush()
+        if self.json:
+            from mediacraft.logs import json_line
+
+            self.write(json_line("mediacraft.serve", message))
+        else:
+            self.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} serve: {message}")
+
+    def write(self, line):
+        with self.write_lock:  # serve's own lines and the pumps'
+            self.stdout.write(f"{line}\n")
+            self.stdout.flush()
+
+    def pump(self, child, stream):
+        """json mode: pass on a child's output (stdout and stderr), each line one JSON object:
+        as it is when it is one (Python logging under MEDIACRAFT_LOG_FORMAT=json), else wrapped
+        with the child's name as its logger (Redis's and aria2c's own lines, daphne's access log,
+        a traceback that ended a process)."""
+        from mediacraft.logs import json_line
+
+        pid = child.pid
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not line.strip():
+                continue
+            try:
+                is_entry = line.startswith("{") and isinstance(json.loads(line), dict)
+            except ValueError:
+                is_entry = False
+            self.write(line if is_entry else json_line(child.name, line, process=pid))
+        stream.close()
 
     # Children.
 
@@ -223,13 +258,19 @@ class Launcher:
 
     def start(self, child):
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **child.env}
+        output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} if self.json else {}
         try:
             child.process = subprocess.Popen(
                 child.argv, cwd=self.base_dir, env=env, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=dies_with_parent(child.death_signal, self._libc),
+                start_new_session=True, preexec_fn=dies_with_parent(child.death_signal, self._libc), **output,
             )
         except OSError as exc:
             raise LauncherError(f"Cannot start {child.name} ({child.argv[0]}): {exc}") from None
+        if self.json:
+            self.pumps = [pump for pump in self.pumps if pump.is_alive()]
+            self.pumps.append(threading.Thread(target=self.pump, args=(child, child.process.stdout),
+                                               name=f"pump-{child.name}", daemon=True))
+            self.pumps[-1].start()
         child.started_at = time.monotonic()
         child.restart_at = None
         child.unhealthy_since = None
@@ -298,6 +339,8 @@ class Launcher:
                 self.supervise()
         finally:
             self.stop()
+            for pump in self.pumps:  # the children's last lines
+                pump.join(timeout=1)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             lock.close()

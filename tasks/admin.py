@@ -1,4 +1,7 @@
 from django.contrib import admin, messages
+from django.contrib.admin import actions as admin_actions
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _, ngettext
 
 from tasks import services
@@ -13,7 +16,7 @@ class TaskAdmin(admin.ModelAdmin):
     search_fields = ("id", "title", "owner__username", "worker_name", "error_code")
     date_hierarchy = "created_at"
     list_select_related = ("owner",)
-    actions = ["cancel_tasks", "retry_tasks"]
+    actions = ["cancel_tasks", "retry_tasks", "delete_selected"]
     fields = (
         "id", "owner", "kind", "title", "status", "stage", "progress", "message_code", "message_params", "stats",
         "params", "result", "error_code", "error_params", "error_detail", "timeline", "priority", "attempts",
@@ -33,6 +36,41 @@ class TaskAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    # Deleting goes through services.task_delete, as in the API: only finished tasks, and their
+    # folders go too. An unfinished one is refused rather than cancelled on the way: a running
+    # task's cancel ends asynchronously (its horse is stopped, then cleans up), and an admin who
+    # meant to tidy the list should not stop someone's job by surprise; "Cancel" is one click away.
+
+    @admin.action(description=_("Delete selected tasks"), permissions=["delete"])
+    def delete_selected(self, request, queryset):  # in place of the site's action of that name
+        unfinished = queryset.exclude(status__in=Task.TERMINAL).count()
+        if unfinished:
+            self.message_user(request, self.unfinished_message(unfinished), level=messages.ERROR)
+            return None
+        return admin_actions.delete_selected(self, request, queryset)  # Django's confirmation page, then delete_queryset
+
+    def delete_queryset(self, request, queryset):
+        for task in queryset:
+            self.delete_model(request, task)
+
+    def delete_model(self, request, obj):
+        try:
+            services.task_delete(task=obj)
+        except ApiError:  # retried since the confirmation page was shown
+            self.message_user(request, self.unfinished_message(1), level=messages.ERROR)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        task = self.get_object(request, object_id)
+        if task is not None and task.status not in Task.TERMINAL:
+            self.message_user(request, self.unfinished_message(1), level=messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:tasks_task_change", args=[task.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    @staticmethod
+    def unfinished_message(count):
+        return ngettext("%d task has not finished: cancel it first, then delete it.",
+                        "%d tasks have not finished: cancel them first, then delete them.", count) % count
 
     @admin.action(description=_("Cancel selected tasks"))
     def cancel_tasks(self, request, queryset):

@@ -155,7 +155,11 @@ class CommandTemplate(models.Model):
         help_text=_('{language code: text}, e.g. {"zh-hans": "…"}; other languages see the description above. '
                     'Parameter labels and help take the same form in the parameters.'),
     )
-    argv = models.JSONField(_("command"), validators=[validate_argv], help_text=_('e.g. ["python3", "gen.py", "--topic", "{topic}"]'))
+    argv = models.JSONField(
+        _("command"), validators=[validate_argv],
+        help_text=_('e.g. ["python3", "gen.py", "--topic", "{topic}"]. Placeholders: the parameters\' names and '
+                    '{output_dir}, {task_id}, {python}, {base_dir}; write a literal { as {{ and } as }}.'),
+    )
     param_schema = models.JSONField(
         _("parameters"),
         default=list,
@@ -185,6 +189,21 @@ class CommandTemplate(models.Model):
         verbose_name = _("command template")
         verbose_name_plural = _("command templates")
         ordering = ["name"]
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from tasks.processors.command import check_argv, check_schema
+
+        try:  # each field on its own first: their validators report what is wrong there
+            validate_argv(self.argv)
+            check_schema(self.param_schema)
+        except ValidationError:
+            return
+        try:
+            check_argv(self.argv, self.param_schema)
+        except ValidationError as exc:
+            raise ValidationError({"argv": exc.messages}) from None
 
     def __str__(self):
         return self.name

@@ -1,6 +1,7 @@
 """The RQ worker class MediaCraft runs: a forking worker that knows about tasks."""
 
 import dataclasses
+import functools
 import gc
 import json
 import logging
@@ -8,6 +9,8 @@ import os
 import signal
 
 from rq.worker import Worker
+
+from mediacraft.logs import set_process_task
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,7 @@ class TaskWorker(Worker):
             raise ImproperlyConfigured("A worker forks and must not pool database connections: unset "
                                        "MEDIACRAFT_DB_POOL for it (it is meant for the web process).")
         super().__init__(*args, **kwargs)
+        self.queue_class = tagging(self.queue_class)
         preload()
 
     def execute_job(self, job, queue):
@@ -36,8 +40,13 @@ class TaskWorker(Worker):
             if job.handoff is not None:
                 settle_success(job.handoff)
                 job.handoff.close()
+            set_process_task(None)  # its lines are the task's from its dequeue (tagging) to here
 
     def main_work_horse(self, job, queue):
+        from tasks.queues import RUN_TASK
+
+        if job.func_name == RUN_TASK:  # as its worker already is (tagging); for the horse's whole life
+            set_process_task(job.id)
         self.inherited_connections = set_aside_connections()
         super().main_work_horse(job, queue)
 
@@ -93,6 +102,24 @@ class TaskWorker(Worker):
             def settle():
                 services.task_mark_lost(task_id=job.id, detail=f"work horse exited with status {ret_val}")
         settle_gone_horse(job.id, settle, "after its work horse died")
+
+
+@functools.cache
+def tagging(queue_class):
+    """queue_class, whose dequeue of a task's job marks this process as running that task: the
+    lines of the job's run, RQ's own "default: <id>" and "Job OK" included, carry its id (the
+    work horse inherits the mark with the fork)."""
+    from tasks.queues import RUN_TASK
+
+    class TaskQueue(queue_class):
+        @classmethod
+        def dequeue_any(cls, *args, **kwargs):
+            result = super().dequeue_any(*args, **kwargs)
+            if result is not None and result[0].func_name == RUN_TASK:
+                set_process_task(result[0].id)
+            return result
+
+    return TaskQueue
 
 
 @dataclasses.dataclass

@@ -158,9 +158,10 @@ class Processes:
     def __init__(self):
         self.procs = []
 
-    def start(self, argv, env):
+    def start(self, argv, env, output=None):
+        """output: a file for the process's stdout and stderr (else stderr is the test run's)."""
         proc = subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if False else None)
+                                stdout=output or subprocess.DEVNULL, stderr=output)
         self.procs.append(proc)
         return proc
 
@@ -188,14 +189,14 @@ def workers(transactional_db, redis_conn):
 
     procs = Processes()
 
-    def start(count=1, **env):
+    def start(count=1, output=None, verbosity=0, **env):
         # By name: a killed worker stays registered until its key expires, which may be meanwhile.
         before = {worker.name for worker in Worker.all(connection=redis_conn)}
         started = []
         for _ in range(count):
             started.append(procs.start(
-                [sys.executable, str(ROOT / "manage.py"), "worker", "-v", "0"],
-                subprocess_env(env),
+                [sys.executable, str(ROOT / "manage.py"), "worker", "-v", str(verbosity)],
+                subprocess_env(env), output,
             ))
         wait_for(lambda: len({w.name for w in Worker.all(connection=redis_conn)} - before) >= count, 30,
                  message="workers")

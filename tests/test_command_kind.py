@@ -1,12 +1,16 @@
 """The `command` kind's validation: the template's parameter schema, argv rendering, no shell."""
 
+import html
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from tasks import services
 from tasks.errors import ApiError, InvalidParams
-from tasks.models import CommandTemplate, validate_argv
+from tasks.models import CommandTemplate, Task, validate_argv
 from tasks.processors.command import PROCESSOR, check_schema, render_argv
+from tests.conftest import wait_for
 
 
 def validate(args, template="fake", user=None):
@@ -177,3 +181,55 @@ def test_it_leaves_an_edited_countdown_template_as_the_admin_left_it(db):
     importlib.import_module("tasks.migrations.0003_countdown_translations").translate_countdown(apps, None)
     template = CommandTemplate.objects.get(name="countdown")
     assert template.description_translations == {} and "label" not in template.param_schema[0]
+
+
+def template_form(name, argv, schema):
+    return {"name": name, "description": "", "description_translations": "{}", "argv": json.dumps(argv),
+            "param_schema": json.dumps(schema), "default_timeout": "60", "max_attempts": "1", "working_dir": "",
+            "enabled": "on"}
+
+
+def test_it_checks_the_commands_placeholders_when_the_admin_saves_a_template(transactional_db, redis_conn, workers,
+                                                                              admin_client, alice):
+    topic = [{"name": "topic", "type": "string"}]
+    refused = {
+        "typo": (["{python}", "gen.py", "--topic", "{topc}"],
+                 "Unknown placeholders: {topc}. Known: {topic}, {output_dir}, {task_id}, {python}, {base_dir}."),
+        "json": (["{python}", "-c", 'print({"a": 1})', "{topic}"], 'Unknown placeholders: {"a"}.'),
+        "brace": (["{python}", "gen.py", ["--x", "a}b"]], "has a lone brace"),
+        "spec": (["{python}", "gen.py", "{topic!r:>10}"], "without a format or conversion"),
+        "index": (["{python}", "gen.py", "{topic[0]}"], "Unknown placeholders: {topic[0]}."),
+    }
+    for name, (argv, message) in refused.items():
+        response = admin_client.post("/admin/tasks/commandtemplate/add/", template_form(name, argv, topic))
+        assert response.status_code == 200 and message in html.unescape(response.content.decode()), name
+    assert not CommandTemplate.objects.exists()
+
+    # Doubled braces are literal ones: a JSON argument runs as written.
+    argv = ["{python}", "-c", 'import json, sys; print(json.dumps({{"said": sys.argv[1], "task": "{task_id}"}}))',
+            "{topic}"]
+    response = admin_client.post("/admin/tasks/commandtemplate/add/", template_form("say", argv, topic))
+    assert response.status_code == 302 and CommandTemplate.objects.filter(name="say").exists()
+    workers(1)
+    task = services.task_submit(owner=alice, kind="command", params={"template": "say", "args": {"topic": "{x} }{"}})
+    task = wait_for(lambda: (t := Task.objects.get(pk=task.pk)).status in Task.TERMINAL and t, 30, message="the task")
+    assert task.status == Task.Status.COMPLETED, task.error_detail
+    assert task.result == {"said": "{x} }{", "task": str(task.pk)}
+
+
+def test_it_refuses_to_run_a_template_written_around_the_admins_check(tool):
+    from tasks.errors import TaskError
+    from tasks.processors.command import check_argv
+
+    assert render_argv(["{a}", "{b.real}", "{c[0]}", "{d:>9}", "{{e}}"], {"a": "1", "b": 2}) == ["1", "", "", "", "{e}"]
+    with pytest.raises(ValidationError):
+        check_argv(["tool", "{"], [])
+    tool.argv = ["{python}", '{"a": 1']
+    tool.save()
+
+    class Ctx:
+        params = {"template": "fake", "args": {}}
+
+    with pytest.raises(TaskError) as err:
+        PROCESSOR.run(Ctx())
+    assert err.value.code == "kind_unavailable" and "lone brace" in err.value.detail

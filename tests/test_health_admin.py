@@ -56,3 +56,38 @@ def test_it_keeps_the_admin_and_rq_dashboard_from_non_staff(db, client_for, alic
     client = client_for(alice)
     assert client.get("/admin/tasks/task/").status_code == 302
     assert client.get("/admin/rq/").status_code in (302, 403)
+
+
+def test_it_deletes_tasks_in_the_admin_as_the_api_does(transactional_db, redis_conn, admin_client, alice, tool):
+    from django.db.models import F
+
+    from tasks.runtime import task_work_dir
+
+    done, running = submit_command(alice, steps=1), submit_command(alice, steps=1)
+    Task.objects.filter(pk=done.pk).update(status=Task.Status.COMPLETED)
+    Task.objects.filter(pk=running.pk).update(status=Task.Status.RUNNING, started_at=F("created_at"))
+    for task in (done, running):
+        (task_work_dir(task.pk) / "output").mkdir(parents=True)
+        (task_work_dir(task.pk) / "output" / "result.txt").write_text("x")
+
+    # An unfinished task in the selection: nothing is deleted, and the admin says why.
+    both = {"action": "delete_selected", "_selected_action": [str(done.pk), str(running.pk)]}
+    response = admin_client.post("/admin/tasks/task/", both, follow=True)
+    assert "1 task has not finished: cancel it first, then delete it." in response.content.decode()
+    assert Task.objects.count() == 2 and task_work_dir(done.pk).exists()
+    # Nor from its own delete page.
+    response = admin_client.post(f"/admin/tasks/task/{running.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "cancel it first" in response.content.decode()
+    assert Task.objects.filter(pk=running.pk).exists() and task_work_dir(running.pk).exists()
+
+    # A finished one goes, with its folder: confirmation page, then the delete.
+    one = {"action": "delete_selected", "_selected_action": [str(done.pk)]}
+    assert "Are you sure" in admin_client.post("/admin/tasks/task/", one).content.decode()
+    admin_client.post("/admin/tasks/task/", {**one, "post": "yes"}, follow=True)
+    assert not Task.objects.filter(pk=done.pk).exists() and not task_work_dir(done.pk).exists()
+
+    # Once cancelled, the single-object delete removes it and its folder too.
+    Task.objects.filter(pk=running.pk).update(status=Task.Status.CANCELLED)
+    response = admin_client.post(f"/admin/tasks/task/{running.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert not Task.objects.filter(pk=running.pk).exists() and not task_work_dir(running.pk).exists()

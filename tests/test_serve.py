@@ -535,3 +535,29 @@ def test_it_uses_the_operators_aria2_daemon_when_named(make_server):
         assert not (server.var_dir / "aria2").exists()
     finally:
         daemon.stop()
+
+
+def test_it_writes_only_json_lines_in_json_mode(make_server):
+    """MEDIACRAFT_LOG_FORMAT=json: serve's own lines, the children's logging and what else they
+    print (Redis, aria2c, daphne's access log) come out one JSON object a line."""
+    server = make_server(workers=1, MEDIACRAFT_LOG_FORMAT="json")
+    server.migrate()
+    server.start()
+    server.wait_healthy()
+    visitor = Visitor(server)
+    status, task = visitor.submit_countdown(1)
+    assert status == 201, task
+    poll(lambda: visitor.task(task["task_id"])["status"] == "completed", 30, "the task to complete")
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=10) == 0
+
+    entries = [json.loads(line) for line in server.log().splitlines()]
+    assert all(isinstance(entry, dict) and {"logger", "message", "task_id"} <= set(entry) for entry in entries)
+    loggers = {entry["logger"] for entry in entries}
+    assert {"mediacraft.serve", "web", "rq.worker", "tasks.services"} <= loggers, loggers
+    assert any(e["logger"] == "mediacraft.serve" and e["message"].startswith("MediaCraft is running at")
+               for e in entries)
+    assert any(e["logger"] == "web" and f'"GET /api/tasks/{task["task_id"]}/' in e["message"] for e in entries)
+    # The worker's lines that name the task are tagged with it (the access log's are requests).
+    about = [e for e in entries if task["task_id"] in e["message"] and e["logger"] != "web"]
+    assert about and all(e["task_id"] == task["task_id"] for e in about), about

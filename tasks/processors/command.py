@@ -49,8 +49,41 @@ def check_schema(schema):
                 raise ValidationError(_("The pattern of %(name)s is not a valid regular expression.") % {"name": name})
 
 
+def check_argv(argv, schema):
+    """Validate a CommandTemplate's argv against its parameter schema (admin side): every
+    placeholder is a bare {name} of a parameter or a built-in, and a literal brace is doubled.
+    What passes renders without error (render_argv)."""
+    known = [spec["name"] for spec in schema] + list(BUILTIN_PLACEHOLDERS)
+    unknown = []
+    for part in (part for item in argv for part in (item if isinstance(item, list) else [item])):
+        try:
+            fields = list(string.Formatter().parse(part))
+        except ValueError:
+            raise ValidationError(_("%(item)s has a lone brace: write a literal { as {{ and } as }}.")
+                                  % {"item": part}) from None
+        for _lit, field, spec, conversion in fields:
+            if field is None:
+                continue
+            if field not in known:
+                unknown += [field] if field not in unknown else []
+            elif spec or conversion:
+                raise ValidationError(_("Write the placeholder {%(name)s} without a format or conversion.")
+                                      % {"name": field})
+    if unknown:
+        raise ValidationError(_("Unknown placeholders: %(unknown)s. Known: %(known)s. "
+                                "Write a literal { as {{ and } as }}.")
+                              % {"unknown": ", ".join(f"{{{n}}}" for n in unknown),
+                                 "known": ", ".join(f"{{{n}}}" for n in known)})
+
+
 def placeholders(item):
     return [field for _lit, field, _spec, _conv in string.Formatter().parse(item) if field is not None]
+
+
+def _render(part, values):
+    # Substitutes names only (no str.format: an attribute, index or format spec never runs).
+    return "".join(literal + ("" if field is None else _as_arg(values.get(field)))
+                   for literal, field, _spec, _conv in string.Formatter().parse(part))
 
 
 def _coerce(spec, value):
@@ -108,7 +141,7 @@ def render_argv(argv, values):
         if isinstance(item, list) and any(values.get(n) is None for n in names):
             continue
         for part in group:
-            out.append(part.format_map({n: _as_arg(values.get(n)) for n in placeholders(part)}))
+            out.append(_render(part, values))
     return out
 
 
@@ -237,6 +270,10 @@ class CommandProcessor(Processor):
         template = CommandTemplate.objects.filter(name=ctx.params["template"], enabled=True).first()
         if template is None:
             raise TaskError("kind_unavailable", detail=f"command template {ctx.params['template']!r} is gone or disabled")
+        try:  # saved before the admin checked commands, or written around the admin
+            check_argv(template.argv, template.param_schema)
+        except ValidationError as exc:
+            raise TaskError("kind_unavailable", detail=f"command template {template.name!r}: {exc.messages[0]}") from None
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         values = {**ctx.params["args"], "output_dir": str(ctx.output_dir), "task_id": ctx.task_id,
                   "python": sys.executable, "base_dir": str(settings.BASE_DIR)}

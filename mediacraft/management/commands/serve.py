@@ -25,6 +25,7 @@ class Command(BaseCommand):
                 stdout=self.stdout,
                 # Settings has already refused a bad value.
                 web_db_pool=settings.MEDIACRAFT_DB_POOL if os.environ.get("MEDIACRAFT_DB_POOL") else WEB_DB_POOL,
+                log_format=settings.LOG_FORMAT,
             )
             launcher.run()
         except LauncherError as exc:
