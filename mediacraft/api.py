@@ -16,14 +16,26 @@ from tasks.errors import ApiError
 
 log = logging.getLogger(__name__)
 SURROGATE = re.compile("[\ud800-\udfff]")
+JSON_MAX_DIGITS = 100  # far past any number a field takes (2**63 has 19 digits), far below int()'s 4,300
+
+
+class NumberTooLong(ValueError):
+    pass
+
+
+def _json_int(text):
+    # Past 4,300 digits int() raises, and float() of a few hundred overflows wherever a field is a number.
+    if len(text.lstrip("-")) > JSON_MAX_DIGITS:
+        raise NumberTooLong(text)
+    return int(text)
 
 
 def parse_json(raw):
     """JSON text as a request may carry it, or ValueError: also for nesting deeper than the
-    parser goes and for lone surrogates ("\\ud800"), which no database, file name or command
-    line can take."""
+    parser goes, for lone surrogates ("\\ud800"), which no database, file name or command
+    line can take, and for integers of more than JSON_MAX_DIGITS digits (NumberTooLong)."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_int=_json_int)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     stack = [value]
@@ -57,8 +69,14 @@ def read_json(request):
         return None
     try:
         return parse_json(raw)
+    except NumberTooLong:
+        raise ApiError("bad_json", number_too_long_message()) from None
     except ValueError:  # UnicodeDecodeError included
         raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
+
+
+def number_too_long_message():
+    return _("The request holds a number of more than %(digits)s digits.") % {"digits": JSON_MAX_DIGITS}
 
 
 def json_object_body(request, allowed, *, optional=False):

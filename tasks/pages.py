@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from mediacraft.numbers import parse_digits
 from storage.selectors import files_of_user
 from tasks import selectors, services
 from tasks.errors import ApiError, InvalidParams, NotFound
@@ -564,10 +565,7 @@ def task_list(request):
     finished, unfinished = selectors.task_counts(tasks=qs)
     count = finished + unfinished
     pages = max(1, math.ceil(count / PAGE_SIZE))
-    try:
-        page = min(max(1, int(request.GET.get("page", "1"))), pages)
-    except ValueError:
-        page = 1
+    page = min(max(1, parse_digits(request.GET.get("page", "1")) or 1), pages)
     tasks = [task_view(t) for t in qs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]]
     has_any = count > 0 or (user is not None and selectors.task_list(user=user).exists())
     return render(request, "tasks/list.html", page_context(

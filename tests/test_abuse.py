@@ -940,6 +940,102 @@ def test_it_refuses_bad_multipart_submits_and_keeps_no_upload(name, arena):
     assert_refused(arena.client.post("/api/tasks/", body, content_type=content_type), before)
 
 
+HUGE = "9" * 5000  # more digits than Python turns into an int (a ValueError past 4,300)
+LONG = "9" * 400  # a JSON integer Python reads, but that no float() can hold
+
+
+def as_form(body):
+    """A JSON submit as multipart form fields (params as JSON text)."""
+    return [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in body.items()]
+
+
+# Numbers no route can read. Each: (how it is sent: "get", "json" or "form"; URL; body; what the
+# error must name: the field, or for a whole body a word of its message).
+HUGE_NUMBERS = {
+    **{f"task {name} {how}": (how, "/api/tasks/", task_body("command", {"template": "fake"}, **{name: value}), name)
+       for how in ("json", "form") for name in ("priority", "timeout")
+       for value in (HUGE,)},
+    "task priority a superscript digit": ("json", "/api/tasks/", task_body("command", {"template": "fake"},
+                                                                            priority="²"), "priority"),
+    "download connections": ("json", "/api/tasks/", task_body(
+        "download", {"urls": ["http://93.184.215.14/a"], "connections": HUGE}), "connections"),
+    "download connections a superscript digit": ("json", "/api/tasks/", task_body(
+        "download", {"urls": ["http://93.184.215.14/a"], "connections": "³"}), "connections"),
+    "strm_sync profile": ("json", "/api/tasks/", task_body("strm_sync", {"profile": HUGE}), "profile"),
+    "strm_sync profile a superscript digit": ("json", "/api/tasks/", task_body("strm_sync", {"profile": "²"}),
+                                              "profile"),
+    "calibration connection": ("json", "/api/tasks/", task_body("calibration", {"hashes": [V1], "connection": HUGE}),
+                               "connection"),
+    "calibration connection a superscript digit": ("json", "/api/tasks/", task_body(
+        "calibration", {"hashes": [V1], "connection": "²"}), "connection"),
+    "seed 001 limit": ("get", f"/api/tasks?limit={HUGE}", None, "limit"),
+    "seed 001 offset": ("get", f"/api/tasks?offset={HUGE}", None, "offset"),
+    "seed 001 limit a superscript digit": ("get", "/api/tasks?limit=%C2%B2", None, "limit"),
+    "seed 000 history limit": ("get", f"/api/strm/sync/history?limit={HUGE}", None, "limit"),
+    "seed 000 history limit a superscript digit": ("get", "/api/strm/sync/history?limit=%C2%B2", None, "limit"),
+    "seed 000 profile": ("json", "/api/strm/sync/full", {"profile": HUGE}, "profile"),
+    "seed 004 timeout": ("json", "/api/calibrate/async", {"info_hash": V1, "timeout": HUGE}, "timeout"),
+    "seed 004 connection": ("json", "/api/calibrate/async", {"info_hash": V1, "connection": HUGE}, "connection"),
+    "task list page": ("get", f"/api/tasks/?page={HUGE}", None, "page"),
+    "task list page_size": ("get", f"/api/tasks/?page_size={HUGE}", None, "page_size"),
+    "preview width": ("get", f"/api/files/{{staged}}/preview/?width={HUGE}", None, "width"),
+    # JSON numbers themselves, unquoted: the whole body is refused, naming the digits.
+    "a 5000-digit JSON integer": ("json", "/api/tasks/",
+                                  '{"kind": "command", "params": {"template": "fake", "args": {"steps": %s}}}' % HUGE,
+                                  "digits"),
+    "a 400-digit JSON integer as a start second": ("json", "/api/tasks/", lambda a: (
+        '{"kind": "watermark", "params": {"files": ["%s"], "rects": [{"x": 1, "y": 1, "w": 9, "h": 9}], '
+        '"start": %s}}' % (a.staged, LONG)), "digits"),
+    "a 400-digit JSON integer as a frame rate": ("json", "/api/tasks/", lambda a: (
+        '{"kind": "merge", "params": {"files": ["%s", "%s"], "fps": %s}}' % (a.staged, a.staged, LONG)), "digits"),
+    "a 5000-digit JSON integer in a multipart params": ("form", "/api/tasks/", {
+        "kind": "command", "params": '{"template": "fake", "args": {"steps": %s}}' % HUGE}, "digits"),
+    "a 5000-digit JSON integer to seed 000": ("json", "/api/strm/sync/full", '{"profile": %s}' % HUGE, "digits"),
+}
+
+
+@pytest.mark.parametrize("name", HUGE_NUMBERS)
+def test_it_refuses_numbers_too_long_to_read_naming_the_field(name, arena):
+    how, url, body, named = HUGE_NUMBERS[name]
+    url = url.format(staged=arena.staged)
+    body = body(arena) if callable(body) else body
+    before = leftovers()
+    if how == "get":
+        response = arena.client.get(url)
+    elif how == "form":
+        data, content_type = multipart(as_form(body))
+        response = arena.client.post(url, data, content_type=content_type)
+    else:
+        response = arena.client.post(url, body if isinstance(body, str) else json.dumps(body),
+                                     content_type="application/json")
+    error = assert_refused(response, before)
+    assert error.get("field") == named or named in error["message"], error
+
+
+@pytest.mark.parametrize("header, status, length", [
+    (f"bytes=0-{HUGE}", 206, "all"),  # the last byte past the end: up to the end
+    (f"bytes={HUGE}-", 416, None),  # the first byte past the end
+    (f"bytes=-{HUGE}", 206, "all"),  # a suffix longer than the file: all of it
+    (f"bytes=0{'0' * 5000}-1", 206, 2),  # leading zeros are still the number they write
+])
+def test_it_reads_a_range_with_numbers_too_long_to_convert(header, status, length, arena):
+    response = arena.client.get(f"/api/files/{arena.staged}/download/", HTTP_RANGE=header)
+    assert response.status_code == status, body_of(response)[:500]
+    size = len(arena.clip.bytes)
+    if length is not None:
+        assert len(b"".join(response.streaming_content)) == (size if length == "all" else length)
+
+
+def test_it_refuses_a_watermark_box_too_long_to_read_on_the_page(arena):
+    before = leftovers()
+    response = arena.client.post("/new/watermark/", {
+        "watermark-video_file": arena.staged, "watermark-rects": f"{HUGE}, 0, 8, 8", "watermark-method": "delogo",
+        "watermark-edge": "clamp", "watermark-priority": "5"})
+    assert response.status_code == 400, body_of(response)[:500]
+    assert "Line 1" in body_of(response)
+    assert nothing_new(before)
+
+
 def test_it_keeps_a_good_video_with_a_path_for_a_name_inside_its_own_folder(arena):
     body, content_type = multipart(files=[("files", "..\\..\\..\\evil<>|.mp4", arena.clip.bytes)])
     response = arena.client.post("/api/files/", body, content_type=content_type)
