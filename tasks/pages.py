@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from mediacraft.api import unreadable_body
 from mediacraft.numbers import parse_digits
 from storage.selectors import files_of_user
 from tasks import selectors, services
@@ -664,8 +665,25 @@ def task_bulk(request, action):
 
 
 def page_not_found(request, exception=None):
+    return error_page(request, "404.html", 404)
+
+
+def bad_request(request, exception=None):
+    """Django refused the request before or in the view; most often its body (too many files or
+    fields, too large, malformed), which the page names, with the way back to the form."""
+    status, code, message = unreadable_body(exception) or (400, "bad_request", _("The request could not be read."))
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    if request.headers.get("X-MediaCraft-Prepare") == "1":  # the form's script shows it as a form error
+        return JsonResponse({"errors": {"": [message]}}, status=status)
+    back = request.path if url_has_allowed_host_and_scheme(request.path, allowed_hosts=None) else reverse("home")
+    return error_page(request, "400.html", status, message=message, back=back)
+
+
+def error_page(request, template, status, **context):
     try:
-        return csp(lambda r: render(r, "404.html", page_context(r, nav=""), status=404))(request)
+        return csp(lambda r: render(r, template, page_context(r, nav="", status=status, **context), status=status))(
+            request)
     finally:
         # Under ASGI, Django renders this page in a thread of a shared executor, not in the
         # request's: the request's end never closes what it opened there, and each such thread
