@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
 from mediacraft.api import read_json
+from mediacraft.numbers import whole_number
 from downloads import selectors, services
 from downloads.selectors import SeedStatus
 from tasks import services as task_services
@@ -148,13 +149,6 @@ def seed_task(task):
     }
 
 
-def _whole_number(value, field, low, high):
-    if not value.strip().isdigit() or not low <= int(value) <= high:
-        raise InvalidParams(_("%(field)s must be a whole number from %(low)s to %(high)s.")
-                            % {"field": field, "low": low, "high": high}, field)
-    return int(value)
-
-
 @router.post("/submit", response=responses(TaskResponse),
              summary="Submit seed 001's draft task: a download of every material URL")
 @seed_errors
@@ -170,8 +164,8 @@ def list_tasks(request, status: str = "", limit: str = "20", offset: str = "0"):
     if status and status not in SeedStatus.values:
         raise InvalidParams(_("status must be one of: %(choices)s.") % {"choices": ", ".join(SeedStatus.values)},
                             "status")
-    limit = _whole_number(limit, "limit", 1, 100)
-    offset = _whole_number(offset, "offset", 0, 10**9)
+    limit = whole_number(limit, "limit", 1, 100)
+    offset = whole_number(offset, "offset", 0, 10**9)
     qs = selectors.download_tasks(user=api_user(request), status=status or None)
     return {"tasks": [seed_task(t) for t in qs[offset: offset + limit]], "total": qs.count(), "limit": limit,
             "offset": offset}

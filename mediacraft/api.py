@@ -4,8 +4,10 @@ import json
 import logging
 import re
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import Http404
+from django.conf import settings
+from django.core.exceptions import (BadRequest, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent,
+                                    TooManyFilesSent)
+from django.http import Http404, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -17,14 +19,26 @@ from tasks.errors import ApiError
 
 log = logging.getLogger(__name__)
 SURROGATE = re.compile("[\ud800-\udfff]")
+JSON_MAX_DIGITS = 100  # far past any number a field takes (2**63 has 19 digits), far below int()'s 4,300
+
+
+class NumberTooLong(ValueError):
+    pass
+
+
+def _json_int(text):
+    # Past 4,300 digits int() raises, and float() of a few hundred overflows wherever a field is a number.
+    if len(text.lstrip("-")) > JSON_MAX_DIGITS:
+        raise NumberTooLong(text)
+    return int(text)
 
 
 def parse_json(raw):
     """JSON text as a request may carry it, or ValueError: also for nesting deeper than the
-    parser goes and for lone surrogates ("\\ud800"), which no database, file name or command
-    line can take."""
+    parser goes, for lone surrogates ("\\ud800"), which no database, file name or command
+    line can take, and for integers of more than JSON_MAX_DIGITS digits (NumberTooLong)."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_int=_json_int)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     stack = [value]
@@ -58,8 +72,39 @@ def read_json(request):
         return None
     try:
         return parse_json(raw)
+    except NumberTooLong:
+        raise ApiError("bad_json", number_too_long_message()) from None
     except ValueError:  # UnicodeDecodeError included
         raise ApiError("bad_json", _("The request body is not valid JSON.")) from None
+
+
+def number_too_long_message():
+    return _("The request holds a number of more than %(digits)s digits.") % {"digits": JSON_MAX_DIGITS}
+
+
+UNREADABLE_BODY = (SuspiciousOperation, BadRequest, MultiPartParserError, UnreadablePostError)
+
+
+def unreadable_body(exc):
+    """(status, code, message) for a request body that Django gave up parsing (files, fields or
+    size past the limits, a malformed multipart body, a client gone), or None for another error."""
+    if isinstance(exc, TooManyFilesSent):
+        return 400, "too_many_files", _("Too many files: at most %(limit)s files per request.") % {
+            "limit": settings.DATA_UPLOAD_MAX_NUMBER_FILES}
+    if isinstance(exc, TooManyFieldsSent):
+        return 400, "too_many_fields", _("Too many fields: at most %(limit)s fields per request.") % {
+            "limit": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}
+    if isinstance(exc, RequestDataTooBig):
+        return 413, "too_large", _("The request body is too large.")
+    if isinstance(exc, UnreadablePostError):
+        return 400, "body_unreadable", _("The request body could not be read to its end.")
+    if isinstance(exc, MultiPartParserError):
+        log.info("Unreadable multipart body: %s", exc)  # Django says why
+        return 400, "bad_multipart", _("The request body is not valid multipart/form-data: check its Content-Type "
+                                       "and boundary.")
+    if isinstance(exc, UNREADABLE_BODY):
+        return 400, "bad_request", _("The request body could not be read: it is not a well-formed form or upload.")
+    return None
 
 
 def json_object_body(request, allowed, *, optional=False):
@@ -169,20 +214,11 @@ def build_api():
     def on_404(request, exc):
         return error_response(api, request, 404, "not_found", _("Not found."))
 
-    @api.exception_handler(RequestDataTooBig)
-    def on_too_big(request, exc):
-        return error_response(api, request, 413, "too_large", _("The request body is too large."))
+    def on_unreadable_body(request, exc):  # raised wherever a view first reads request.POST or FILES
+        return error_response(api, request, *unreadable_body(exc))
 
-    @api.exception_handler(MultiPartParserError)
-    def on_bad_multipart(request, exc):
-        log.info("Unreadable multipart body on %s %s: %s", request.method, request.path, exc)  # Django says why
-        return error_response(api, request, 400, "bad_multipart",
-                              _("The request body is not valid multipart/form-data: check its Content-Type "
-                                "and boundary."))
-
-    @api.exception_handler(TooManyFieldsSent)
-    def on_too_many(request, exc):
-        return error_response(api, request, 400, "too_many_fields", _("The request has too many fields."))
+    for exc_class in UNREADABLE_BODY:
+        api.add_exception_handler(exc_class, on_unreadable_body)
 
     @api.exception_handler(Exception)
     def on_crash(request, exc):

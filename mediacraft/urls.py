@@ -29,5 +29,6 @@ urlpatterns = [
     path("account/tokens/<int:token_id>/revoke/", account_pages.token_revoke, name="token_revoke"),
 ]
 
+handler400 = "tasks.pages.bad_request"
 handler404 = "tasks.pages.page_not_found"
 handler500 = "tasks.pages.server_error"

@@ -11,7 +11,9 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
-RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+from mediacraft.numbers import parse_digits
+
+RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 def streamed(request, chunks):
@@ -69,6 +71,12 @@ def plays_inline(content_type):
     return content_type.startswith(("video/", "audio/", "image/")) and content_type != "image/svg+xml"
 
 
+def _position(digits, size):
+    """A Range header's number; one with more digits than the size is past the end, read as the size."""
+    value = parse_digits(digits, len(str(size)))
+    return size if value is None else value
+
+
 def file_response(request, path, name, size, *, inline=False):
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     disposition = content_disposition_header(not (inline and plays_inline(content_type)), name)
@@ -77,11 +85,11 @@ def file_response(request, path, name, size, *, inline=False):
     if header and match and (match.group(1) or match.group(2)):
         first, last = match.groups()
         if first == "":  # the last N bytes
-            length = min(int(last), size)
+            length = min(_position(last, size), size)
             start, end = size - length, size - 1
         else:
-            start = int(first)
-            end = min(int(last), size - 1) if last else size - 1
+            start = _position(first, size)
+            end = min(_position(last, size), size - 1) if last else size - 1
         if start >= size or start > end:
             response = HttpResponse(status=416)
             response["Content-Range"] = f"bytes */{size}"

@@ -11,6 +11,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFutureHandlers
 
 
+STAGED = "mediacraft.staged_uploads"
+
+
 class StagedUpload(UploadedFile):
     """An uploaded file already on disk, with its SHA-256. `path` is moved by storage.services."""
 
@@ -31,6 +34,10 @@ class StreamingUploadHandler(FileUploadHandler):
         tmp.mkdir(parents=True, exist_ok=True)
         fd, self.temp_path = tempfile.mkstemp(dir=tmp, prefix="upload-")
         self.out = os.fdopen(fd, "wb")
+        # Noted on the request before a byte is written: when parsing fails later (too many files
+        # or fields, a malformed body, a client gone), Django drops the files it had, and only
+        # this list still knows them.
+        self.request.META.setdefault(STAGED, []).append((self.temp_path, self.out))
         self.hash = hashlib.sha256()
         self.received = 0
         self.limit = settings.MEDIACRAFT_MAX_UPLOAD_MB * 1024 * 1024
@@ -63,8 +70,9 @@ class StreamingUploadHandler(FileUploadHandler):
 
 class DiscardUploadsMiddleware:
     """Remove every upload of the request that no view kept: refused by the CSRF check before
-    any view ran, refused by a view, or sent under a field name nobody reads. Storing an upload
-    moves its file away, so this only ever removes what would otherwise stay in MEDIA_ROOT/tmp."""
+    any view ran, refused by a view, sent under a field name nobody reads, or written before the
+    body's parsing failed. Storing an upload moves its file away, so this only ever removes what
+    would otherwise stay in MEDIA_ROOT/tmp."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -77,3 +85,6 @@ class DiscardUploadsMiddleware:
             for upload in (f for _name, uploads in (files.lists() if files else ()) for f in uploads):
                 if isinstance(upload, StagedUpload):
                     upload.discard()
+            for path, out in request.META.get(STAGED, ()):
+                out.close()
+                Path(path).unlink(missing_ok=True)

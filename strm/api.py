@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
 from mediacraft.api import json_object_body
+from mediacraft.numbers import whole_number
 from strm import selectors, services
 from strm.models import SeedStatus, SourceType, SyncType
 from tasks.errors import ApiError, InvalidParams
@@ -192,8 +193,7 @@ def sync_task_stop(request, task_id: str):
 @seed_answer
 def sync_history(request, limit: str = "20", sync_type: str = "", status: str = ""):
     user = _operator(request)
-    if not limit.strip().isdigit() or not 1 <= int(limit) <= 100:
-        raise InvalidParams(_("limit must be a whole number from 1 to 100."), "limit")
+    limit = whole_number(limit, "limit", 1, 100)
     if sync_type and sync_type not in SyncType.values:
         raise InvalidParams(
             _("sync_type must be one of: %(choices)s.") % {"choices": ", ".join(SyncType.values)}, "sync_type")
@@ -205,7 +205,7 @@ def sync_history(request, limit: str = "20", sync_type: str = "", status: str = 
             raise InvalidParams(_("status must be one of: %(choices)s.") % {"choices": ", ".join(choices)}, "status")
     qs = selectors.strm_tasks(user=user, active=False, sync_type=sync_type or None, statuses=statuses)
     total = qs.count()
-    history = [seed_task(t, with_result=True) for t in qs[: int(limit)]]
+    history = [seed_task(t, with_result=True) for t in qs[:limit]]
     return (_("Found %(count)s history records.") % {"count": len(history)},
             {"history": history, "count": len(history), "total": total})
 

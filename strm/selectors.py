@@ -3,6 +3,7 @@ anyone else's task is a 404."""
 
 from django.utils.translation import gettext as _
 
+from mediacraft.numbers import row_id
 from strm.models import SeedStatus, StrmFileState, StrmProfile
 from tasks import selectors as task_selectors
 from tasks.errors import InvalidParams, NotFound
@@ -37,8 +38,8 @@ def profile_resolve(ref):
     if isinstance(ref, bool) or not isinstance(ref, (str, int)) or (isinstance(ref, str) and "\x00" in ref):
         raise InvalidParams(_("profile must be a profile's name or id."), "profile")
     profile = enabled.filter(name=ref).first() if isinstance(ref, str) else None
-    if profile is None and (isinstance(ref, int) or ref.isdigit()) and 0 < int(ref) < 2**63:
-        profile = enabled.filter(pk=int(ref)).first()  # a name wins over an id: seed clients send names
+    if profile is None and (pk := row_id(ref)) is not None:
+        profile = enabled.filter(pk=pk).first()  # a name wins over an id: seed clients send names
     if profile is None:
         raise InvalidParams(_("There is no enabled STRM profile %(name)s.") % {"name": str(ref)[:60]}, "profile")
     return profile

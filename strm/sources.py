@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
+from mediacraft.numbers import parse_digits
 from strm import paths
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ class WebDavSource:
                 continue
             length = (prop.findtext(f"{DAV}getcontentlength") or "").strip()
             files.append(FileEntry(
-                name, int(length) if length.isdigit() else None,
+                name, parse_digits(length),
                 http_date_ns(prop.findtext(f"{DAV}getlastmodified")), clean_etag(prop.findtext(f"{DAV}getetag")),
                 locator,
             ))

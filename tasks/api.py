@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 
-from mediacraft.api import json_object_body, parse_json
+from mediacraft.api import NumberTooLong, json_object_body, number_too_long_message, parse_json
 from tasks import metrics, selectors, services
 from tasks.errors import ApiError
 from tasks.events import new_task_files, public_task, task_snapshot
@@ -148,6 +148,8 @@ def _parse_submit(request):
         else:
             try:
                 fields["params"] = parse_json(raw)
+            except NumberTooLong:
+                raise ApiError("bad_json", number_too_long_message(), field="params") from None
             except ValueError:
                 raise ApiError("bad_json", _("params must be a JSON object."), field="params") from None
         files = uploaded_files(request)

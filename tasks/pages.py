@@ -18,6 +18,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
+from mediacraft.api import unreadable_body
+from mediacraft.numbers import parse_digits
 from storage.selectors import files_of_user
 from tasks import selectors, services
 from tasks.errors import ApiError, InvalidParams, NotFound
@@ -564,10 +566,7 @@ def task_list(request):
     finished, unfinished = selectors.task_counts(tasks=qs)
     count = finished + unfinished
     pages = max(1, math.ceil(count / PAGE_SIZE))
-    try:
-        page = min(max(1, int(request.GET.get("page", "1"))), pages)
-    except ValueError:
-        page = 1
+    page = min(max(1, parse_digits(request.GET.get("page", "1")) or 1), pages)
     tasks = [task_view(t) for t in qs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]]
     has_any = count > 0 or (user is not None and selectors.task_list(user=user).exists())
     return render(request, "tasks/list.html", page_context(
@@ -668,8 +667,25 @@ def task_bulk(request, action):
 
 
 def page_not_found(request, exception=None):
+    return error_page(request, "404.html", 404)
+
+
+def bad_request(request, exception=None):
+    """Django refused the request before or in the view; most often its body (too many files or
+    fields, too large, malformed), which the page names, with the way back to the form."""
+    status, code, message = unreadable_body(exception) or (400, "bad_request", _("The request could not be read."))
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    if request.headers.get("X-MediaCraft-Prepare") == "1":  # the form's script shows it as a form error
+        return JsonResponse({"errors": {"": [message]}}, status=status)
+    back = request.path if url_has_allowed_host_and_scheme(request.path, allowed_hosts=None) else reverse("home")
+    return error_page(request, "400.html", status, message=message, back=back)
+
+
+def error_page(request, template, status, **context):
     try:
-        return csp(lambda r: render(r, "404.html", page_context(r, nav=""), status=404))(request)
+        return csp(lambda r: render(r, template, page_context(r, nav="", status=status, **context), status=status))(
+            request)
     finally:
         # Under ASGI, Django renders this page in a thread of a shared executor, not in the
         # request's: the request's end never closes what it opened there, and each such thread

@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from mediacraft import sql
 from mediacraft.logs import task_context
+from mediacraft.numbers import whole_number
 from tasks import events, metrics, selectors
 from tasks.errors import ApiError, InvalidParams, NotFound
 from tasks.models import Task
@@ -102,17 +103,6 @@ def _clean_title(title):
     return title
 
 
-def _clean_int(value, field, low, high):
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidParams(
-            _("%(field)s must be a whole number from %(low)s to %(high)s.") % {"field": field, "low": low, "high": high},
-            field,
-        )
-    return value
-
-
 def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=None, owner_factory=None):
     """Validate and store a new task, and admit it (or others) in the same transaction. A new
     visitor comes as owner=None plus owner_factory, called only once the task is valid, so a
@@ -126,7 +116,7 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
                            status=403)
         if not isinstance(params, dict):
             raise InvalidParams(_("params must be a JSON object."), "params")
-        priority = _clean_int(priority, "priority", 1, 10)
+        priority = whole_number(priority, "priority", 1, 10)
         title = _clean_title(title or "")
         from storage.services import check_free_disk
 
@@ -140,7 +130,7 @@ def task_submit(*, owner, kind, params, files=(), priority=5, title="", timeout=
     if timeout is None:
         timeout = min(default_timeout, limit)
     else:
-        timeout = _clean_int(timeout, "timeout", 1, limit)
+        timeout = whole_number(timeout, "timeout", 1, limit)
     title = title or processor.make_title(cleaned)[:200]
     now = timezone.now()
     fields = {"kind": processor.kind, "title": title, "priority": priority, "timeout": timeout,

@@ -58,6 +58,8 @@ class WatermarkForm(TaskForm):
             if not match:
                 raise forms.ValidationError(_("Line %(n)s is not four whole numbers (x, y, width, height).")
                                             % {"n": number})
+            if any(len(v.lstrip("-")) > 9 for v in match.groups()):  # int() cannot read 4,300 digits
+                raise forms.ValidationError(_("Line %(n)s has a number larger than any video frame.") % {"n": number})
             x, y, w, h = (int(v) for v in match.groups())
             boxes.append({"x": x, "y": y, "w": w, "h": h})
         if not boxes:

@@ -5,6 +5,7 @@ schema, and stored HTML rendered inert."""
 
 import asyncio
 import inspect
+import io
 import json
 import re
 import shutil
@@ -893,16 +894,22 @@ def test_it_refuses_bodies_no_route_can_take(url, arena):
             assert response.status_code == 413, (url, error)
 
 
-def multipart(fields=(), files=()):
-    """A multipart body built by hand, so names can hold what a browser would never send."""
+def multipart(fields=(), files=(), after=()):
+    """A multipart body built by hand, so names can hold what a browser would never send; the
+    fields in `after` come after the files."""
     boundary = "----abuse" + uuid.uuid4().hex
     parts = []
-    for name, value in fields:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() +
-                     (value if isinstance(value, bytes) else value.encode()) + b"\r\n")
+
+    def add_fields(pairs):
+        for name, value in pairs:
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() +
+                         (value if isinstance(value, bytes) else value.encode()) + b"\r\n")
+
+    add_fields(fields)
     for name, filename, content in files:
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
         parts.append(head.encode("utf-8", "surrogatepass") + b"Content-Type: video/mp4\r\n\r\n" + content + b"\r\n")
+    add_fields(after)
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -960,6 +967,186 @@ def test_it_refuses_bad_multipart_submits_and_keeps_no_upload(name, arena):
     body, content_type = multipart(fields, [(f, n, arena.clip.bytes if c is None else c) for f, n, c in files])
     before = leftovers()
     assert_refused(arena.client.post("/api/tasks/", body, content_type=content_type), before)
+
+
+HUGE = "9" * 5000  # more digits than Python turns into an int (a ValueError past 4,300)
+LONG = "9" * 400  # a JSON integer Python reads, but that no float() can hold
+
+
+def as_form(body):
+    """A JSON submit as multipart form fields (params as JSON text)."""
+    return [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in body.items()]
+
+
+# Numbers no route can read. Each: (how it is sent: "get", "json" or "form"; URL; body; what the
+# error must name: the field, or for a whole body a word of its message).
+HUGE_NUMBERS = {
+    **{f"task {name} {how}": (how, "/api/tasks/", task_body("command", {"template": "fake"}, **{name: value}), name)
+       for how in ("json", "form") for name in ("priority", "timeout")
+       for value in (HUGE,)},
+    "task priority a superscript digit": ("json", "/api/tasks/", task_body("command", {"template": "fake"},
+                                                                            priority="²"), "priority"),
+    "download connections": ("json", "/api/tasks/", task_body(
+        "download", {"urls": ["http://93.184.215.14/a"], "connections": HUGE}), "connections"),
+    "download connections a superscript digit": ("json", "/api/tasks/", task_body(
+        "download", {"urls": ["http://93.184.215.14/a"], "connections": "³"}), "connections"),
+    "strm_sync profile": ("json", "/api/tasks/", task_body("strm_sync", {"profile": HUGE}), "profile"),
+    "strm_sync profile a superscript digit": ("json", "/api/tasks/", task_body("strm_sync", {"profile": "²"}),
+                                              "profile"),
+    "calibration connection": ("json", "/api/tasks/", task_body("calibration", {"hashes": [V1], "connection": HUGE}),
+                               "connection"),
+    "calibration connection a superscript digit": ("json", "/api/tasks/", task_body(
+        "calibration", {"hashes": [V1], "connection": "²"}), "connection"),
+    "seed 001 limit": ("get", f"/api/tasks?limit={HUGE}", None, "limit"),
+    "seed 001 offset": ("get", f"/api/tasks?offset={HUGE}", None, "offset"),
+    "seed 001 limit a superscript digit": ("get", "/api/tasks?limit=%C2%B2", None, "limit"),
+    "seed 000 history limit": ("get", f"/api/strm/sync/history?limit={HUGE}", None, "limit"),
+    "seed 000 history limit a superscript digit": ("get", "/api/strm/sync/history?limit=%C2%B2", None, "limit"),
+    "seed 000 profile": ("json", "/api/strm/sync/full", {"profile": HUGE}, "profile"),
+    "seed 004 timeout": ("json", "/api/calibrate/async", {"info_hash": V1, "timeout": HUGE}, "timeout"),
+    "seed 004 connection": ("json", "/api/calibrate/async", {"info_hash": V1, "connection": HUGE}, "connection"),
+    "task list page": ("get", f"/api/tasks/?page={HUGE}", None, "page"),
+    "task list page_size": ("get", f"/api/tasks/?page_size={HUGE}", None, "page_size"),
+    "preview width": ("get", f"/api/files/{{staged}}/preview/?width={HUGE}", None, "width"),
+    # JSON numbers themselves, unquoted: the whole body is refused, naming the digits.
+    "a 5000-digit JSON integer": ("json", "/api/tasks/",
+                                  '{"kind": "command", "params": {"template": "fake", "args": {"steps": %s}}}' % HUGE,
+                                  "digits"),
+    "a 400-digit JSON integer as a start second": ("json", "/api/tasks/", lambda a: (
+        '{"kind": "watermark", "params": {"files": ["%s"], "rects": [{"x": 1, "y": 1, "w": 9, "h": 9}], '
+        '"start": %s}}' % (a.staged, LONG)), "digits"),
+    "a 400-digit JSON integer as a frame rate": ("json", "/api/tasks/", lambda a: (
+        '{"kind": "merge", "params": {"files": ["%s", "%s"], "fps": %s}}' % (a.staged, a.staged, LONG)), "digits"),
+    "a 5000-digit JSON integer in a multipart params": ("form", "/api/tasks/", {
+        "kind": "command", "params": '{"template": "fake", "args": {"steps": %s}}' % HUGE}, "digits"),
+    "a 5000-digit JSON integer to seed 000": ("json", "/api/strm/sync/full", '{"profile": %s}' % HUGE, "digits"),
+}
+
+
+@pytest.mark.parametrize("name", HUGE_NUMBERS)
+def test_it_refuses_numbers_too_long_to_read_naming_the_field(name, arena):
+    how, url, body, named = HUGE_NUMBERS[name]
+    url = url.format(staged=arena.staged)
+    body = body(arena) if callable(body) else body
+    before = leftovers()
+    if how == "get":
+        response = arena.client.get(url)
+    elif how == "form":
+        data, content_type = multipart(as_form(body))
+        response = arena.client.post(url, data, content_type=content_type)
+    else:
+        response = arena.client.post(url, body if isinstance(body, str) else json.dumps(body),
+                                     content_type="application/json")
+    error = assert_refused(response, before)
+    assert error.get("field") == named or named in error["message"], error
+
+
+@pytest.mark.parametrize("header, status, length", [
+    (f"bytes=0-{HUGE}", 206, "all"),  # the last byte past the end: up to the end
+    (f"bytes={HUGE}-", 416, None),  # the first byte past the end
+    (f"bytes=-{HUGE}", 206, "all"),  # a suffix longer than the file: all of it
+    (f"bytes=0{'0' * 5000}-1", 206, 2),  # leading zeros are still the number they write
+])
+def test_it_reads_a_range_with_numbers_too_long_to_convert(header, status, length, arena):
+    response = arena.client.get(f"/api/files/{arena.staged}/download/", HTTP_RANGE=header)
+    assert response.status_code == status, body_of(response)[:500]
+    size = len(arena.clip.bytes)
+    if length is not None:
+        assert len(b"".join(response.streaming_content)) == (size if length == "all" else length)
+
+
+def test_it_refuses_a_watermark_box_too_long_to_read_on_the_page(arena):
+    before = leftovers()
+    response = arena.client.post("/new/watermark/", {
+        "watermark-video_file": arena.staged, "watermark-rects": f"{HUGE}, 0, 8, 8", "watermark-method": "delogo",
+        "watermark-edge": "clamp", "watermark-priority": "5"})
+    assert response.status_code == 400, body_of(response)[:500]
+    assert "Line 1" in body_of(response)
+    assert nothing_new(before)
+
+
+# Bodies Django gives up parsing after the upload handler has already written some files to
+# MEDIA_ROOT/tmp: each is three small files, then what stops the parser.
+class Disconnecting:
+    """A request stream whose client goes away after `keep` bytes."""
+
+    def __init__(self, data, keep):
+        self.data, self.left = io.BytesIO(data), keep
+
+    def read(self, size=-1):
+        if self.left <= 0:
+            raise OSError("the client went away")
+        chunk = self.data.read(min(self.left, size if size >= 0 else self.left))
+        self.left -= len(chunk)
+        return chunk
+
+    readline = read  # never called: the multipart parser reads in chunks
+
+
+THREE = [("files", f"{i}.mp4", b"x" * 100) for i in range(3)]
+UNPARSABLE = {
+    "too many files": (lambda: multipart(files=THREE + [("files", f"m{i}.mp4", b"x") for i in range(101)]),
+                       "too_many_files", "100"),
+    "too many fields": (lambda: multipart(files=THREE, after=[(f"f{i}", "1") for i in range(1100)]),
+                        "too_many_fields", "1000"),
+    "fields too large": (lambda: multipart(files=THREE, after=[("params", "x" * (1024 * 1024 + 1))]),
+                         "too_large", None),
+    "a part header too long": (lambda: multipart(files=THREE + [("files", "x" * 2000 + ".mp4", b"x")]),
+                               "bad_multipart", None),
+    "the client going away": (lambda: multipart(files=THREE + [("files", "last.mp4", b"x" * 100_000)]),
+                              "body_unreadable", None),
+}
+
+
+def send_unparsable(client, url, name):
+    body, content_type = UNPARSABLE[name][0]()
+    extra = {"wsgi.input": Disconnecting(body, len(body) - 50_000)} if name == "the client going away" else {}
+    return client.generic("POST", url, body, content_type=content_type, **extra)
+
+
+@pytest.mark.parametrize("url", ["/api/files/", "/api/tasks/"])
+@pytest.mark.parametrize("name", UNPARSABLE)
+def test_it_refuses_a_body_it_cannot_parse_in_the_api_and_keeps_no_upload(name, url, arena):
+    _build, code, named = UNPARSABLE[name]
+    before = leftovers()
+    error = assert_refused(send_unparsable(arena.client, url, name), before)
+    assert error["code"] == code, error
+    assert named is None or named in error["message"], error
+
+
+@pytest.mark.parametrize("name", UNPARSABLE)
+def test_it_refuses_a_body_it_cannot_parse_on_a_page_and_keeps_no_upload(name, arena):
+    before = leftovers()
+    if name == "the client going away":
+        # Only without the CSRF check does the view read the body first, and Django lets this
+        # error through as a 500; no client is left to read it. (Under ASGI the whole body has
+        # arrived before any view runs.) What matters: no upload stays.
+        arena.client.raise_request_exception = False
+        send_unparsable(arena.client, "/new/watermark/", name)
+        assert nothing_new(before)
+        return
+    response = send_unparsable(arena.client, "/new/watermark/", name)
+    assert 400 <= response.status_code < 500, body_of(response)[:500]
+    page = body_of(response)
+    assert "<!doctype html>" in page.lower() and "Bad Request" not in page
+    named = UNPARSABLE[name][2]
+    assert named is None or named in page
+    assert nothing_new(before)
+
+
+def test_it_names_the_file_limit_on_a_page_behind_the_csrf_check(arena, alice):
+    """With the CSRF check on, Django's middleware is what parses the body (the view never runs)."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    client.get("/new/watermark/")
+    body, content_type = multipart(
+        [("csrfmiddlewaretoken", client.cookies["csrftoken"].value)],
+        [("watermark-video", f"{i}.mp4", b"x") for i in range(101)])
+    before = leftovers()
+    response = client.post("/new/watermark/", body, content_type=content_type)
+    assert response.status_code == 400, body_of(response)[:500]
+    assert "at most 100 files" in body_of(response)
+    assert nothing_new(before)
 
 
 def test_it_keeps_a_good_video_with_a_path_for_a_name_inside_its_own_folder(arena):

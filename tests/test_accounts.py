@@ -215,6 +215,43 @@ def test_it_leaves_no_visitor_behind_after_a_refused_upload(transactional_db, al
     assert User.objects.count() == users + 1
 
 
+def new_visitor_video_submit(tmp_path, **fields):
+    """A brand-new browser's first write: a watermark task with a real video, through the API."""
+    from tests.media_helpers import make_video
+
+    video = make_video(tmp_path / "clip.mp4", size="160x120", seconds=1)
+    client = Client(enforce_csrf_checks=True)
+    token = account(client)["csrf_token"]
+    params = json.dumps({"rects": [{"x": 0, "y": 0, "w": 8, "h": 8}]})
+    with open(video, "rb") as f:
+        return client.post(TASKS, {"kind": "watermark", "params": params, "files": f, **fields},
+                            headers={"X-CSRFToken": token})
+
+
+def test_it_leaves_no_visitor_behind_after_a_number_too_long_to_read(transactional_db, tmp_path):
+    """The upload makes the visitor first; a priority of 5000 digits then used to be a 500."""
+    from storage.models import StoredFile
+
+    response = new_visitor_video_submit(tmp_path, priority="9" * 5000)
+    assert response.status_code == 400, response.content[:2000]
+    assert response.json()["error"]["field"] == "priority"
+    assert User.objects.count() == 0 and StoredFile.objects.count() == 0
+
+
+def test_it_leaves_no_visitor_behind_after_a_server_error(transactional_db, tmp_path, monkeypatch):
+    from storage.models import StoredFile
+    from tasks import services
+
+    def crash(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(services, "task_submit", crash)
+    response = new_visitor_video_submit(tmp_path)
+    assert response.status_code == 500, response.content[:2000]
+    assert User.objects.count() == 0 and StoredFile.objects.count() == 0
+    assert SESSION_COOKIE not in response.cookies or not response.cookies[SESSION_COOKIE].value
+
+
 # --- claim -------------------------------------------------------------------------------------
 
 

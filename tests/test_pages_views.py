@@ -392,7 +392,7 @@ def test_it_has_a_plain_translated_400_page_for_a_body_it_cannot_read(client_for
     with translation.override("en"):  # the request switches this thread to Chinese: switch back after
         response = client_for(alice).generic("POST", "/", b"xx", content_type="multipart/form-data",
                                              headers={"Accept-Language": "zh-hans"})
-    assert response.status_code == 400 and "服务器无法读取这个请求" in response.content.decode()
+    assert response.status_code == 400 and "请求内容不是有效的 multipart/form-data" in response.content.decode()
 
 
 def test_it_serves_its_own_scripts_styles_and_icons(open_tool):

@@ -3,6 +3,7 @@ so anyone else's task is a 404."""
 
 from django.utils.translation import gettext as _
 
+from mediacraft.numbers import row_id
 from tasks import selectors as task_selectors
 from tasks.errors import InvalidParams, NotFound
 from tasks.models import Task, TaskKind
@@ -39,8 +40,8 @@ def connection_resolve(ref):
     if isinstance(ref, bool) or not isinstance(ref, (str, int)) or (isinstance(ref, str) and "\x00" in ref):
         raise InvalidParams(_("connection must be a connection's name or id."), "connection")
     connection = None
-    if isinstance(ref, int) or (ref.isdigit() and len(ref) < 18):
-        connection = enabled.filter(pk=int(ref)).first()
+    if (pk := row_id(ref)) is not None:
+        connection = enabled.filter(pk=pk).first()
     if connection is None and isinstance(ref, str):
         connection = enabled.filter(name=ref).first()
     if connection is None:

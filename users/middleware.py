@@ -17,16 +17,16 @@ class SecureCookiesOnHttpsMiddleware:
 
 
 class RefusedVisitorMiddleware:
-    """A write that a brand-new visitor makes and the server refuses (a 4xx, or 507 when the
-    disk is full) leaves no visitor behind: the identity was created before the uploads could be
-    checked (they need an owner), so it is removed again here, for every view at once."""
+    """A write that a brand-new visitor makes and the server refuses or fails (any 4xx or 5xx)
+    leaves no visitor behind: the identity was created before the uploads could be checked
+    (they need an owner), so it is removed again here, for every view at once."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
-        if 400 <= response.status_code < 500 or response.status_code == 507:
+        if response.status_code >= 400:
             from users.services import visitor_discard_new
 
             visitor_discard_new(request)

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from mediacraft.numbers import whole_number
 from tasks.errors import ApiError, InvalidParams, TaskError
 from tasks.models import Task, TaskKind
 from tasks.processors import Processor
@@ -424,11 +425,7 @@ class DownloadProcessor(Processor):
             cleaned.append(url)
         names = self._names(params.get("names"), len(cleaned))
         connections = params.get("connections", DEFAULT_CONNECTIONS)
-        if isinstance(connections, str) and connections.strip().isdigit():
-            connections = int(connections)
-        if isinstance(connections, bool) or not isinstance(connections, int) or not 1 <= connections <= MAX_CONNECTIONS:
-            raise InvalidParams(_("connections must be a whole number from 1 to %(max)s.") % {"max": MAX_CONNECTIONS},
-                                "connections")
+        connections = whole_number(connections, "connections", 1, MAX_CONNECTIONS)
         extra = {}
         for key in ("ruleGroup", "draft_config"):
             if params.get(key) is not None:
