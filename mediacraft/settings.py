@@ -252,6 +252,9 @@ MEDIACRAFT_RETRY_BASE_SECONDS = env_int("MEDIACRAFT_RETRY_BASE_SECONDS", 5, mini
 MEDIACRAFT_RETRY_MAX_SECONDS = env_int("MEDIACRAFT_RETRY_MAX_SECONDS", 300, minimum=0)
 MEDIACRAFT_HEARTBEAT_SECONDS = env_int("MEDIACRAFT_HEARTBEAT_SECONDS", 3, minimum=1)
 MEDIACRAFT_LOST_AFTER_SECONDS = env_int("MEDIACRAFT_LOST_AFTER_SECONDS", 15, minimum=2)
+# A worker (tasks.worker.TaskWorker) checks in with Redis every third of this; its key expires,
+# and /healthz and /metrics stop counting it, this long after its last check-in.
+MEDIACRAFT_WORKER_TTL_SECONDS = env_int("MEDIACRAFT_WORKER_TTL_SECONDS", 60, minimum=3)
 MEDIACRAFT_RECONCILE_SECONDS = env_int("MEDIACRAFT_RECONCILE_SECONDS", 2, minimum=1)
 MEDIACRAFT_CLEANUP_SECONDS = env_int("MEDIACRAFT_CLEANUP_SECONDS", 3600, minimum=1)
 MEDIACRAFT_PROGRESS_DB_INTERVAL = 0.25

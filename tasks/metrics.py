@@ -54,7 +54,7 @@ def record(counters=(), duration=None):
 HELP = {
     "mediacraft_tasks": ("gauge", "Tasks in the database by kind and status."),
     "mediacraft_queue_depth": ("gauge", "Jobs waiting in each RQ queue."),
-    "mediacraft_workers": ("gauge", "RQ workers registered in Redis."),
+    "mediacraft_workers": ("gauge", "RQ workers still checking in with Redis."),
     "mediacraft_running_tasks": ("gauge", "Running tasks per worker."),
     "mediacraft_task_duration_seconds": ("histogram", "Run time of finished tasks by kind and outcome."),
     "mediacraft_progress_events_total": ("counter", "Progress events sent to viewers."),
@@ -67,10 +67,10 @@ HELP = {
 
 def render():
     from django.db.models import Count
-    from rq import Worker
 
     from tasks.models import Task
     from tasks.queues import QUEUE_NAMES, get_queue, redis_connection
+    from tasks.selectors import live_worker_count
 
     lines = {name: [] for name in HELP}
     for row in Task.objects.values("kind", "status").annotate(n=Count("pk")).order_by():
@@ -82,7 +82,7 @@ def render():
     conn = redis_connection()
     for name in QUEUE_NAMES:
         lines["mediacraft_queue_depth"].append(f"{_field('mediacraft_queue_depth', {'queue': name})} {get_queue(name).count}")
-    lines["mediacraft_workers"].append(f"mediacraft_workers {len(Worker.all(connection=conn))}")
+    lines["mediacraft_workers"].append(f"mediacraft_workers {live_worker_count(connection=conn)}")
     for field, value in sorted((k.decode(), float(v)) for k, v in conn.hgetall(KEY).items()):
         base = field.split("{", 1)[0]
         family = next((n for n in HELP if base == n or base.startswith(n + "_")), None)
