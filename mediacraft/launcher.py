@@ -153,6 +153,7 @@ class Launcher:
         self.pumps = []
         self.children = []
         self.redis = None
+        self.redis_timeout = REDIS_START_TIMEOUT
         # MEDIACRAFT_ARIA2_URL/SECRET set by the operator: use that daemon, start none.
         self.aria2_url = aria2_url
         self.aria2_secret = aria2_secret or ""
@@ -326,7 +327,7 @@ class Launcher:
                 self.redis = self.redis_child()
                 self.children.append(self.redis)
                 self.start(self.redis)
-                self.wait_for_redis()
+            self.wait_for_redis()
             os.environ["MEDIACRAFT_REDIS_URL"] = self.redis_url
             if self.aria2_url is None and self.workers > 0 and self.stop_requests == 0:
                 self.start_aria2()
@@ -370,7 +371,7 @@ class Launcher:
         import redis
 
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=1, socket_timeout=1)
-        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        deadline = time.monotonic() + self.redis_timeout
         try:
             while self.stop_requests == 0:
                 try:
@@ -378,13 +379,14 @@ class Launcher:
                     return
                 except redis.RedisError as exc:
                     error = exc
-                code = self.redis.process.poll()
+                code = self.redis.process.poll() if self.redis else None
                 if code is not None:
                     raise LauncherError(f"redis-server exited with {describe_exit(code)} before answering; "
                                         f"see its output above.")
                 if time.monotonic() > deadline:
-                    raise LauncherError(f"redis-server did not answer on {self.redis_url} within "
-                                        f"{REDIS_START_TIMEOUT:g} s: {error}")
+                    # The embedded one, or the operator's own: no other child starts before it answers.
+                    which = f"redis-server on {self.redis_url}" if self.redis else "Redis (MEDIACRAFT_REDIS_URL)"
+                    raise LauncherError(f"{which} did not answer within {self.redis_timeout:g} s: {error}")
                 time.sleep(0.1)
         finally:
             client.close()

@@ -44,6 +44,23 @@ def env_list(name, default=()):
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def shown_url(raw):
+    """A URL for an error message, its password left out."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(raw).password
+    return raw.replace(password, "***") if password else raw
+
+
+def make_dir(name, path):
+    """Create a folder that a setting names, or stop start-up naming the setting."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}: cannot create {path}: {exc.strerror}") from None
+    return path
+
+
 def env_abs_paths(name, default=()):
     """A comma-separated list of absolute paths, resolved (symbolic links followed)."""
     paths = []
@@ -54,8 +71,7 @@ def env_abs_paths(name, default=()):
     return paths
 
 
-VAR_DIR = Path(env_str("MEDIACRAFT_VAR_DIR", str(BASE_DIR / "var"))).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = make_dir("MEDIACRAFT_VAR_DIR", Path(env_str("MEDIACRAFT_VAR_DIR", str(BASE_DIR / "var"))).resolve())
 
 
 def _secret_key():
@@ -64,10 +80,14 @@ def _secret_key():
         return key
     # Kept under var/ so sessions (the visitors' identities) survive a restart.
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(50))
+            path.chmod(0o600)
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"MEDIACRAFT_VAR_DIR: cannot write {path} ({exc.strerror}); make the folder "
+                                   f"writable, or set MEDIACRAFT_SECRET_KEY") from None
 
 
 SECRET_KEY = _secret_key()
@@ -157,7 +177,13 @@ if DATABASE_URL:
     # No persistent connections: under ASGI each request runs in a thread of its own, so a kept
     # connection outlives its thread unclosed; 20 concurrent clients then exhaust PostgreSQL's
     # max_connections (Django's docs: disable persistent connections under ASGI).
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    except ValueError as exc:
+        problem = f"unknown scheme {exc.scheme!r}" if isinstance(exc, dj_database_url.UnknownSchemeError) \
+            else "not a valid URL"
+        raise ImproperlyConfigured(f"DATABASE_URL must look like postgres://user:password@host:5432/mediacraft, "
+                                   f"got {shown_url(DATABASE_URL)!r}: {problem}") from None
     # Test runs from two checkouts at once (a CI clone beside a working copy) must not share, and
     # drop under each other, one test database: each checkout gets its own.
     import hashlib
@@ -188,8 +214,32 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+
+def env_redis_url(name):
+    """A Redis address as redis-py reads one (redis://, rediss://, unix://), or empty."""
+    from urllib.parse import urlsplit
+
+    raw = env_str(name)
+    if raw:
+        url = urlsplit(raw)
+        try:
+            url.port
+        except ValueError:
+            ok = False
+        else:
+            if url.scheme in ("redis", "rediss"):
+                ok = bool(url.hostname) and (url.path.strip("/").isdigit() or url.path in ("", "/"))
+            else:
+                ok = url.scheme == "unix" and bool(url.path)
+        if not ok:
+            raise ImproperlyConfigured(f"{name} must look like redis://host:6379/0, rediss://host:6380/0 or "
+                                       f"unix:///path/to/redis.sock, got {shown_url(raw)!r}")
+    return raw
+
+
 # Redis: `manage.py serve` starts an embedded one on this socket unless the variable is set.
-REDIS_URL = env_str("MEDIACRAFT_REDIS_URL") or f"unix://{VAR_DIR / 'redis' / 'redis.sock'}"
+REDIS_URL = env_redis_url("MEDIACRAFT_REDIS_URL") or f"unix://{VAR_DIR / 'redis' / 'redis.sock'}"
 RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600} for name in ("high", "default", "low")}
 RQ_SHOW_ADMIN_LINK = True
 CHANNEL_LAYERS = {
@@ -219,16 +269,27 @@ CSRF_COOKIE_SAMESITE = "Lax"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = env_str("MEDIACRAFT_TIME_ZONE", "UTC")
+
+
+def env_time_zone(name, default):
+    import zoneinfo
+
+    raw = env_str(name) or default
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(f"{name} must be a time zone name such as UTC or Asia/Shanghai, got {raw!r}") from None
+    return raw
+
+
+TIME_ZONE = env_time_zone("MEDIACRAFT_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATIC_ROOT = make_dir("MEDIACRAFT_VAR_DIR", VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
-MEDIA_ROOT = Path(env_str("MEDIACRAFT_MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
-MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
+MEDIA_ROOT = make_dir("MEDIACRAFT_MEDIA_ROOT", Path(env_str("MEDIACRAFT_MEDIA_ROOT", str(VAR_DIR / "media"))).resolve())
 WHITENOISE_USE_FINDERS = True
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MEDIACRAFT_MAX_JSON_KB", 1024, minimum=1) * 1024
@@ -255,6 +316,14 @@ MEDIACRAFT_RETRY_BASE_SECONDS = env_int("MEDIACRAFT_RETRY_BASE_SECONDS", 5, mini
 MEDIACRAFT_RETRY_MAX_SECONDS = env_int("MEDIACRAFT_RETRY_MAX_SECONDS", 300, minimum=0)
 MEDIACRAFT_HEARTBEAT_SECONDS = env_int("MEDIACRAFT_HEARTBEAT_SECONDS", 3, minimum=1)
 MEDIACRAFT_LOST_AFTER_SECONDS = env_int("MEDIACRAFT_LOST_AFTER_SECONDS", 15, minimum=2)
+# Three heartbeats: one late or lost beat (a busy database) must not get a healthy task killed.
+if MEDIACRAFT_LOST_AFTER_SECONDS < 3 * MEDIACRAFT_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"MEDIACRAFT_LOST_AFTER_SECONDS ({MEDIACRAFT_LOST_AFTER_SECONDS}) must be at least 3 times "
+        f"MEDIACRAFT_HEARTBEAT_SECONDS ({MEDIACRAFT_HEARTBEAT_SECONDS}), or running tasks are taken for lost")
+# A worker (tasks.worker.TaskWorker) checks in with Redis every third of this; its key expires,
+# and /healthz and /metrics stop counting it, this long after its last check-in.
+MEDIACRAFT_WORKER_TTL_SECONDS = env_int("MEDIACRAFT_WORKER_TTL_SECONDS", 60, minimum=3)
 MEDIACRAFT_RECONCILE_SECONDS = env_int("MEDIACRAFT_RECONCILE_SECONDS", 2, minimum=1)
 MEDIACRAFT_CLEANUP_SECONDS = env_int("MEDIACRAFT_CLEANUP_SECONDS", 3600, minimum=1)
 MEDIACRAFT_PROGRESS_DB_INTERVAL = 0.25
@@ -301,6 +370,9 @@ MEDIACRAFT_WORKERS = env_int("MEDIACRAFT_WORKERS", 2, minimum=0)
 MEDIACRAFT_BIND = env_str("MEDIACRAFT_BIND", "127.0.0.1:8000")
 
 LOG_LEVEL = env_str("MEDIACRAFT_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"MEDIACRAFT_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+                               f"got {LOG_LEVEL!r}")
 LOG_FORMAT = env_str("MEDIACRAFT_LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"MEDIACRAFT_LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")

@@ -3,6 +3,7 @@ many processes add to live in one Redis hash, so every web and worker process sh
 
 import logging
 import math
+import re
 
 from redis.exceptions import RedisError
 
@@ -51,10 +52,52 @@ def record(counters=(), duration=None):
         log.debug("metrics not recorded", exc_info=True)
 
 
+def _sample(field, value):
+    shown = int(value) if value.is_integer() else value
+    return f"{field} {shown if math.isfinite(value) else 0}"
+
+
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def _labels(field):
+    """The labels of a stored field, unescaped: the inverse of _field."""
+    unescape = {"n": "\n"}
+    return {key: re.sub(r"\\(.)", lambda m: unescape.get(m[1], m[1]), value)
+            for key, value in LABEL.findall(field.partition("{")[2])}
+
+
+def _histogram_samples(name, fields):
+    """Each series of a histogram as the exposition format asks: every bucket, in increasing
+    order of `le` with +Inf last, then the sum and the count. Only the buckets an observation
+    reached are stored; one missing counts what the one below it counts (none: 0)."""
+    series = {}
+    for field, value in fields.items():
+        labels = _labels(field)
+        bound = labels.pop("le", None)
+        found = series.setdefault(tuple(sorted(labels.items())), {"buckets": {}})
+        if field.startswith(f"{name}_bucket"):
+            found["buckets"][bound] = value
+        else:
+            found[field.partition("{")[0]] = value
+    out = []
+    for labels, found in sorted(series.items()):
+        labels = dict(labels)
+        bounds = {str(bound) for bound in DURATION_BUCKETS} | set(found["buckets"]) | {"+Inf"}
+        count = 0.0
+        for bound in sorted(bounds, key=float):
+            count = found["buckets"].get(bound, count)
+            out.append(_sample(_field(f"{name}_bucket", {**labels, "le": bound}), count))
+        for suffix in ("_sum", "_count"):
+            if name + suffix in found:
+                out.append(_sample(_field(name + suffix, labels), found[name + suffix]))
+    return out
+
+
 HELP = {
     "mediacraft_tasks": ("gauge", "Tasks in the database by kind and status."),
     "mediacraft_queue_depth": ("gauge", "Jobs waiting in each RQ queue."),
-    "mediacraft_workers": ("gauge", "RQ workers registered in Redis."),
+    "mediacraft_workers": ("gauge", "RQ workers still checking in with Redis."),
     "mediacraft_running_tasks": ("gauge", "Running tasks per worker."),
     "mediacraft_task_duration_seconds": ("histogram", "Run time of finished tasks by kind and outcome."),
     "mediacraft_progress_events_total": ("counter", "Progress events sent to viewers."),
@@ -67,10 +110,10 @@ HELP = {
 
 def render():
     from django.db.models import Count
-    from rq import Worker
 
     from tasks.models import Task
     from tasks.queues import QUEUE_NAMES, get_queue, redis_connection
+    from tasks.selectors import live_worker_count
 
     lines = {name: [] for name in HELP}
     for row in Task.objects.values("kind", "status").annotate(n=Count("pk")).order_by():
@@ -82,14 +125,17 @@ def render():
     conn = redis_connection()
     for name in QUEUE_NAMES:
         lines["mediacraft_queue_depth"].append(f"{_field('mediacraft_queue_depth', {'queue': name})} {get_queue(name).count}")
-    lines["mediacraft_workers"].append(f"mediacraft_workers {len(Worker.all(connection=conn))}")
+    lines["mediacraft_workers"].append(f"mediacraft_workers {live_worker_count(connection=conn)}")
+    histograms = {name: {} for name, (kind, _) in HELP.items() if kind == "histogram"}
     for field, value in sorted((k.decode(), float(v)) for k, v in conn.hgetall(KEY).items()):
         base = field.split("{", 1)[0]
         family = next((n for n in HELP if base == n or base.startswith(n + "_")), None)
-        if family is None:
-            continue
-        shown = int(value) if value.is_integer() else value
-        lines[family].append(f"{field} {shown if math.isfinite(value) else 0}")
+        if family in histograms:
+            histograms[family][field] = value
+        elif family is not None:
+            lines[family].append(_sample(field, value))
+    for name, fields in histograms.items():
+        lines[name].extend(_histogram_samples(name, fields))
     out = []
     for name, (kind, text) in HELP.items():
         out.append(f"# HELP {name} {text}")

@@ -67,3 +67,13 @@ def task_counts(*, tasks):
 
 def task_active_count(*, user):
     return Task.objects.filter(owner=user, status__in=Task.ACTIVE).count()
+
+
+def live_worker_count(*, connection):
+    """RQ workers still checking in. A worker's key expires once it stops checking in (for ours,
+    MEDIACRAFT_WORKER_TTL_SECONDS after the last one; see TaskWorker), and RQ lists only the
+    workers whose key is still there. Their last_heartbeat is no guide: an idle worker refreshes
+    it only once per blocking wait for a job."""
+    from rq import Worker
+
+    return len(Worker.all(connection=connection))

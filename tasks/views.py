@@ -1,14 +1,11 @@
-import time
-
 from django.db import connection
 from django.http import JsonResponse
 
 
 def healthz(request):
     """Database, Redis and live workers: 200 when all are fine, 503 naming what is wrong."""
-    from rq import Worker
-
     from tasks.queues import redis_connection
+    from tasks.selectors import live_worker_count
 
     checks, problems = {}, []
     try:
@@ -22,11 +19,8 @@ def healthz(request):
         conn = redis_connection()
         conn.ping()
         checks["redis"] = "ok"
-        workers = Worker.all(connection=conn)
-        now = time.time()
-        live = [w for w in workers if w.last_heartbeat and now - w.last_heartbeat.timestamp() < 120]
-        checks["workers"] = len(live)
-        if not live:
+        checks["workers"] = live_worker_count(connection=conn)
+        if not checks["workers"]:
             problems.append("workers: none alive")
     except Exception as exc:
         checks["redis"] = "error"

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+from contextlib import nullcontext
 
 from rq.worker import Worker
 
@@ -24,9 +25,34 @@ class TaskWorker(Worker):
             # The horse would inherit the pool's open connections, shared with this process.
             raise ImproperlyConfigured("A worker forks and must not pool database connections: unset "
                                        "MEDIACRAFT_DB_POOL for it (it is meant for the web process).")
+        kwargs["worker_ttl"] = kwargs.get("worker_ttl") or settings.MEDIACRAFT_WORKER_TTL_SECONDS
         super().__init__(*args, **kwargs)
         self.queue_class = tagging(self.queue_class)
+        # Busy, it checks in as often as idle (RQ's default: every 30 s).
+        self.job_monitoring_interval = self.dequeue_timeout
         preload()
+
+    # RQ's idle worker blocks for its TTL less 15 s between check-ins and keeps its key a minute
+    # past the TTL: with the default 420 s a worker killed with kill -9 stays listed for up to 8
+    # minutes. Ours checks in every third of its TTL (a heartbeat and a blocking pop on its
+    # queues: 20 s by default, a few commands, nothing for Redis) and its key lives exactly the
+    # TTL, so it drops out after two missed check-ins.
+
+    @property
+    def dequeue_timeout(self):
+        return max(1, self.worker_ttl // 3)
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        from rq import worker_registration
+
+        timeout = min(timeout or self.worker_ttl, self.worker_ttl)
+        with self.connection.pipeline() if pipeline is None else nullcontext(pipeline) as pipe:
+            super().heartbeat(timeout, pipeline=pipe)
+            # Listed again each time: a worker stalled past its TTL (a loaded machine) loses its
+            # place in RQ's list of workers to the first reader that finds its key gone.
+            worker_registration.register(self, pipe)
+            if pipeline is None:
+                pipe.execute()
 
     def execute_job(self, job, queue):
         # This process keeps its database connection warm across jobs (the horse sets it aside),

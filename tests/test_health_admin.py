@@ -1,7 +1,16 @@
 """/healthz and the operators' admin."""
 
+import os
+import signal
+import time
+from datetime import timedelta
+
+from rq import Worker
+from rq.utils import now, utcformat
+
 from tasks.models import Task
-from tests.conftest import submit_command
+from tests.conftest import submit_command, wait_for
+from tests.test_metrics import metric
 
 
 def test_it_reports_healthy_with_a_live_worker(workers, client):
@@ -10,6 +19,32 @@ def test_it_reports_healthy_with_a_live_worker(workers, client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok" and body["checks"]["workers"] == 1 and body["checks"]["redis"] == "ok"
+
+
+def test_it_counts_an_idle_worker_that_last_checked_in_minutes_ago(workers, client, redis_conn):
+    # As RQ's default worker idles (`rqworker`, a 420 s TTL): one check-in per 405 s wait for a job.
+    workers(1, MEDIACRAFT_WORKER_TTL_SECONDS=420)
+    (worker,) = Worker.all(connection=redis_conn)
+    wait_for(lambda: redis_conn.hget(worker.key, "state") == b"idle", 10, message="the worker to wait for a job")
+    time.sleep(1)  # its check-in done, it blocks on its queues
+    long_ago = utcformat(now() - timedelta(minutes=5))
+    redis_conn.hset(worker.key, "last_heartbeat", long_ago)
+    response = client.get("/healthz")
+    assert redis_conn.hget(worker.key, "last_heartbeat").decode() == long_ago  # still waiting
+    assert response.status_code == 200 and response.json()["checks"]["workers"] == 1
+
+
+def test_it_keeps_counting_an_idle_worker_and_drops_a_killed_one_within_its_ttl(workers, client, admin_client):
+    def counted():
+        body = client.get("/healthz").json()
+        return body["checks"]["workers"], metric(admin_client.get("/metrics").content.decode(), "mediacraft_workers")
+
+    (proc,) = workers(1, MEDIACRAFT_WORKER_TTL_SECONDS=3)
+    time.sleep(4)  # past its TTL, idle: it has checked in on its own meanwhile
+    assert counted() == (1, 1)
+    os.kill(proc.pid, signal.SIGKILL)
+    wait_for(lambda: counted() == (0, 0), 10, message="the killed worker to drop out")
+    assert client.get("/healthz").json()["problems"] == ["workers: none alive"]
 
 
 def test_it_reports_503_without_workers(transactional_db, redis_conn, client):

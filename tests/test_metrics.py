@@ -45,3 +45,29 @@ def test_it_keeps_metrics_from_strangers(transactional_db, redis_conn, client, c
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain; version=0.0.4")
     assert "# HELP mediacraft_tasks" in response.content.decode()
+
+
+def test_it_renders_every_histogram_bucket_in_increasing_order(transactional_db, redis_conn, admin_client):
+    from tasks.metrics import DURATION_BUCKETS, record
+
+    record(duration=("command", "completed", 20000))  # only the top buckets reached
+    record(duration=("command", "failed", 3))
+    record(duration=("command", "failed", 400))
+    text = admin_client.get("/metrics").content.decode()
+    series = {}
+    for line in text.splitlines():
+        if line.startswith("mediacraft_task_duration_seconds"):
+            sample, value = line.rsplit(" ", 1)
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', sample))
+            series.setdefault(labels["outcome"], []).append((sample.split("{")[0], labels.get("le"), float(value)))
+    wanted = [str(bound) for bound in DURATION_BUCKETS] + ["+Inf"]
+    for outcome, count in (("completed", 1), ("failed", 2)):
+        names = [name.rsplit("_", 1)[1] for name, _, _ in series[outcome]]
+        assert names == ["bucket"] * len(wanted) + ["sum", "count"]
+        buckets = [(le, value) for name, le, value in series[outcome] if le is not None]
+        assert [le for le, _ in buckets] == wanted
+        values = [value for _, value in buckets]
+        assert values == sorted(values) and values[-1] == count == series[outcome][-1][2]
+    assert dict((le, v) for _, le, v in series["failed"])["5"] == 1
+    assert dict((le, v) for _, le, v in series["failed"])["300"] == 1
+    assert dict((le, v) for _, le, v in series["completed"])["14400"] == 0

@@ -561,3 +561,57 @@ def test_it_writes_only_json_lines_in_json_mode(make_server):
     # The worker's lines that name the task are tagged with it (the access log's are requests).
     about = [e for e in entries if task["task_id"] in e["message"] and e["logger"] != "web"]
     assert about and all(e["task_id"] == task["task_id"] for e in about), about
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"MEDIACRAFT_HEARTBEAT_SECONDS": 20, "MEDIACRAFT_LOST_AFTER_SECONDS": 5},
+     "MEDIACRAFT_LOST_AFTER_SECONDS (5) must be at least 3 times MEDIACRAFT_HEARTBEAT_SECONDS (20)"),
+    ({"MEDIACRAFT_LOST_AFTER_SECONDS": 2}, "MEDIACRAFT_LOST_AFTER_SECONDS (2) must be at least 3 times "
+                                           "MEDIACRAFT_HEARTBEAT_SECONDS (3)"),
+    ({"MEDIACRAFT_REDIS_URL": "garbage"}, "MEDIACRAFT_REDIS_URL must look like redis://host:6379/0"),
+    ({"MEDIACRAFT_REDIS_URL": "redis://:pw@host:port/0"}, "got 'redis://:***@host:port/0'"),
+    ({"MEDIACRAFT_TIME_ZONE": "Mars/Olympus"}, "MEDIACRAFT_TIME_ZONE must be a time zone name"),
+    ({"MEDIACRAFT_LOG_LEVEL": "LOUD"}, "MEDIACRAFT_LOG_LEVEL must be DEBUG, INFO"),
+    ({"DATABASE_URL": "garbage"}, "DATABASE_URL must look like postgres://"),
+    ({"MEDIACRAFT_WORKERS": "-1"}, "MEDIACRAFT_WORKERS must be at least 0"),
+    ({"MEDIACRAFT_VAR_DIR": "/dev/null/var"}, "MEDIACRAFT_VAR_DIR: cannot create /dev/null/var: Not a directory"),
+    ({"MEDIACRAFT_SQLITE_PATH": "/dev/null/db.sqlite3"}, "Cannot use the database (/dev/null/db.sqlite3"),
+    ({"DATABASE_URL": f"postgres://nobody@127.0.0.1:{free_port()}/nodb"}, "Cannot use the database (DATABASE_URL)"),
+    ({}, "The database lacks"),  # not migrated
+])
+def test_it_refuses_a_bad_setting_in_one_line_naming_it(make_server, env, says):
+    server = make_server(workers=0, **env)
+    done = subprocess.run([sys.executable, MANAGE, "serve"], cwd=ROOT, env=server.env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 1 and "running" not in done.stdout
+    (line,) = done.stderr.splitlines()
+    assert says in line
+
+
+def test_it_names_the_var_dir_when_it_cannot_keep_the_secret_key(make_server):
+    server = make_server(workers=0)
+    (server.var_dir / "secret_key").mkdir()
+    done = subprocess.run([sys.executable, MANAGE, "serve"], cwd=ROOT, env=server.env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"ImproperlyConfigured: MEDIACRAFT_VAR_DIR: cannot write "
+                                        f"{server.var_dir}/secret_key (Is a directory); make the folder writable, "
+                                        f"or set MEDIACRAFT_SECRET_KEY"]
+
+
+def test_it_waits_for_an_external_redis_before_starting_anything(tmp_path, settings):
+    import threading
+
+    launcher = Launcher(base_dir=ROOT, var_dir=tmp_path, workers=1, bind=f"127.0.0.1:{free_port()}",
+                        redis_url=settings.REDIS_URL, aria2_url="http://127.0.0.1:1/jsonrpc", stdout=io.StringIO())
+    launcher.wait_for_redis()  # answers
+    launcher.redis_url = f"redis://127.0.0.1:{free_port()}/0"  # nobody there
+    launcher.redis_timeout = 1
+    give_up = threading.Timer(8, launcher.request_stop, (None, None))  # were it to start anyway
+    give_up.start()
+    try:
+        with pytest.raises(LauncherError, match=r"^Redis \(MEDIACRAFT_REDIS_URL\) did not answer within 1 s: "):
+            launcher.run()
+    finally:
+        give_up.cancel()
+    assert launcher.children == []

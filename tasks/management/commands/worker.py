@@ -12,6 +12,11 @@ class Command(rqworker.Command):
     # API's django-ninja and pydantic, into the memory each work horse's fork copies.
     requires_system_checks = []
 
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        # Unset: TaskWorker takes MEDIACRAFT_WORKER_TTL_SECONDS.
+        parser.set_defaults(worker_ttl=None)
+
     def handle(self, *queues, **options):
         options["worker_class"] = options["worker_class"] or "tasks.worker.TaskWorker"
         return super().handle(*(queues or QUEUE_NAMES), **options)
