@@ -86,6 +86,7 @@ STAT_LABELS = {
 PARAM_LABELS = {
     "profile": gettext_lazy("Profile"),
     "profile_name": gettext_lazy("Profile name"),
+    "connection": gettext_lazy("qBittorrent connection"),
     "sync_type": gettext_lazy("Sync type"),
     "trigger": gettext_lazy("Started by"),
     "notes": gettext_lazy("Notes"),
@@ -325,14 +326,14 @@ def param_labels(task, user):
 
 
 def param_rows(params, labels=None, prefix=""):
-    """Nested params flattened into (name, value) rows for the detail page; an unset one (None, an
-    empty list) is left out. labels: param_labels()."""
+    """Nested params flattened into (name, value) rows for the detail page; an unset one (None, a
+    list of nothing but None) is left out. labels: param_labels()."""
     rows = []
     for key, value in (params or {}).items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and value:
             rows.extend(param_rows(value, labels, f"{path}."))
-        elif value is not None and value != []:
+        elif value is not None and not (isinstance(value, list) and all(item is None for item in value)):
             label, choices = (labels or {}).get(path, ("", {}))
             name = label or PARAM_LABELS.get(path) or path.replace(".", " › ")
             shown = choices.get(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
@@ -350,6 +351,8 @@ def param_value(key, value):
         return _("Yes") if value else _("No")
     if isinstance(value, (str, int, float)):
         return str(value)
+    if value is None:  # an unset item of a list, e.g. a download's empty line of names
+        return "—"
     if isinstance(value, list):
         return "\n".join(json.dumps(item, ensure_ascii=False) if isinstance(item, list) else param_value(key, item)
                          for item in value)
@@ -393,7 +396,9 @@ def task_view(task, labels=None):
     by_key = {r["key"]: r["value"] for r in view["stats_rows"]}
     view["speed"] = next((by_key[k] for k in SPEED_STATS if k in by_key), "")
     view["eta"] = next((by_key[k] for k in ETA_STATS if k in by_key), "")
-    view["param_rows"] = param_rows(data["params"], labels)
+    processor = registry().get(task.kind)
+    shown = processor.shown_params(data["params"]) if processor is not None else data["params"]
+    view["param_rows"] = param_rows(shown, labels)
     view["timeline_rows"] = timeline_rows(data["timeline"])
     view["result_text"] = json.dumps(data["result"], ensure_ascii=False, indent=2) if data["result"] is not None else ""
     view["outputs"] = [file_view(o) for o in data["outputs"]]
@@ -403,7 +408,6 @@ def task_view(task, labels=None):
     view["percent"] = int(math.floor(data["progress"]))
     view["timeout_text"] = format_duration(data["timeout"], always_hours=True)
     view["cancellable"] = data["status"] not in Task.TERMINAL
-    processor = registry().get(task.kind)
     retry_statuses = tuple(processor.retry_statuses(task)) if processor is not None else Task.RETRYABLE_BY_USER
     view["retry_also"] = " ".join(s for s in retry_statuses if s not in Task.RETRYABLE_BY_USER)
     view["retryable"] = data["status"] in retry_statuses

@@ -445,6 +445,32 @@ def test_it_shows_parameters_as_people_read_them(open_tool, alice):
     assert params(download)["URLs"] == "http://a.example/1\nhttp://a.example/2"
 
 
+def param_shown(browser, task, **headers):
+    page = browser.get(f"/tasks/{task.pk}/", **headers).content.decode()
+    section = page.split('id="params-heading"')[1].split("</section>")[0]
+    return dict(re.findall(r'<div class="kv__row"><dt>(.*?)</dt><dd>(.*?)</dd></div>', section, re.S))
+
+
+def test_it_leaves_out_a_downloads_unset_names_and_marks_the_empty_ones(open_tool, alice):
+    urls = ["http://a.example/1", "http://a.example/2", "http://a.example/3"]
+    unnamed = make_task(alice, kind=TaskKind.DOWNLOAD, params={"urls": urls, "names": [None, None, None]})
+    some = make_task(alice, kind=TaskKind.DOWNLOAD, params={"urls": urls, "names": [None, "my clip.mp4", None]})
+    browser = Client()
+    browser.force_login(alice)
+    assert "File names" not in param_shown(browser, unnamed)
+    assert param_shown(browser, some)["File names"] == "—\nmy clip.mp4\n—"
+
+
+def test_it_shows_a_calibrations_connection_once_by_name_in_the_viewers_language(open_tool, alice):
+    task = make_task(alice, kind=TaskKind.CALIBRATION,
+                     params={"connection": 1, "connection_name": "local", "hashes": ["a" * 40]})
+    browser = Client()
+    browser.force_login(alice)
+    shown = param_shown(browser, task, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert shown["qBittorrent 连接"] == "local"
+    assert not {"connection", "connection_name"} & set(shown) and "1" not in shown.values()
+
+
 def table_rows(page):
     """The text of each row of the page's result table, tags and runs of spaces as one space."""
     table = page.split('<table class="results-table">')[1].split("</table>")[0]

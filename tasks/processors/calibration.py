@@ -60,6 +60,12 @@ class CalibrationProcessor(Processor):
         label = first.display_name or first.info_hash
         return label if len(params["hashes"]) == 1 else f"{label} +{len(params['hashes']) - 1}"
 
+    def shown_params(self, params):
+        """The connection once, by its name (the id is only for the run)."""
+        shown = {k: v for k, v in params.items() if k != "connection_name"}
+        shown["connection"] = params.get("connection_name", params.get("connection"))
+        return shown
+
     def default_timeout_for(self, params):
         return settings.MEDIACRAFT_CALIBRATION_TIMEOUT
 
