@@ -343,14 +343,18 @@ def test_it_claims_logs_out_and_logs_back_in_from_the_account_page(open_tool):
 def test_it_shows_a_new_api_token_once_and_revokes_it(open_tool, alice, bob):
     browser = Client()
     browser.force_login(alice)
-    created = browser.post("/account/tokens/", {"token-name": "backup <script>"})
-    assert created.status_code == 200 and created["Cache-Control"] == "no-store"
+    posted = browser.post("/account/tokens/", {"token-name": "backup <script>"})
+    assert posted.status_code == 302 and posted["Location"] == "/account/#tokens"  # a reload makes no second one
+    assert "mc_" not in posted.content.decode()
+    created = browser.get("/account/")
+    assert created["Cache-Control"] == "no-store"
     raw = re.search(r'id="new-token"[^>]*>(mc_[^<]+)<', created.content.decode()).group(1)
     assert "backup &lt;script&gt;" in created.content.decode()
     api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert api.get("/api/tasks/").status_code == 200
     again = browser.get("/account/").content.decode()
-    assert raw not in again and raw[:10] in again
+    assert raw not in again and raw[:10] in again and 'id="new-token"' not in again
+    assert alice.api_tokens.count() == 1
     token_id = alice.api_tokens.get().pk
     bob_browser = Client()
     bob_browser.force_login(bob)
