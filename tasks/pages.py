@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import connections
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
@@ -517,13 +518,26 @@ def copied_task(user, form_class, kind, task_id):
         task = selectors.task_get_for_user(user=user, task_id=task_id)
     except NotFound:
         return None
-    return copy_initial(form_class, task) if task.kind == kind else None
+    initial = copy_initial(form_class, task) if task.kind == kind else None
+    return None if initial is None else {**initial, "title": typed_title(task)}
 
 
 def copy_initial(form_class, task):
-    """The form's initial values for a copy of the task, or None when it cannot carry its settings."""
+    """The form's initial values for a copy of the task (its title aside), or None when it cannot
+    carry its settings."""
     initial = form_class(prefix=task.kind).initial_for(task.params)
-    return None if initial is None else {**initial, "title": task.title, "priority": task.priority}
+    return None if initial is None else {**initial, "priority": task.priority}
+
+
+def typed_title(task):
+    """The task's title if its owner typed one, else "": a default title names the old params,
+    and a copy submitted with other ones gets its own default."""
+    processor = registry().get(task.kind)
+    try:
+        default = processor.make_title(task.params)[:200] if processor is not None else None
+    except (LookupError, TypeError, ValueError, ValidationError):  # params an older version stored
+        default = None
+    return "" if task.title == default else task.title
 
 
 def copy_url(user, task):
