@@ -500,3 +500,30 @@ def test_it_fits_phone_and_desktop_widths(server, transactional_db, redis_conn, 
     page.keyboard.press("Escape")
     assert page.get_by_role("link", name="Account").is_hidden()
     page.allowed_errors = ["404"]
+
+
+def test_it_cuts_a_long_title_short_in_the_breadcrumb_not_the_link_before_it(
+        server, transactional_db, redis_conn, slow_tool, new_page):
+    page = new_page(viewport=PHONE, locale="zh-CN")
+    page.goto(f"{server.url}/tasks/")
+    task_id = api_post(page, server.url, "/api/tasks/", {
+        "kind": "command", "title": "一个很长很长的任务标题，" * 6, "params": {"template": "slow", "args": {"steps": 1}}})["task_id"]
+    page.goto(f"{server.url}/tasks/{task_id}/")
+    crumbs = page.locator(".crumbs")
+    link, title = crumbs.get_by_role("link", name="我的任务"), crumbs.locator('[aria-current="page"]')
+    # One line each: the link as tall as the (one-line) title, which ends in an ellipsis.
+    assert link.evaluate("el => el.getBoundingClientRect().height") == title.evaluate(
+        "el => el.getBoundingClientRect().height")
+    assert link.evaluate("el => el.scrollWidth <= el.clientWidth")
+    assert title.evaluate("el => el.scrollWidth > el.clientWidth && getComputedStyle(el).textOverflow === 'ellipsis'")
+
+
+def test_it_rings_the_current_language_button_when_it_has_the_keyboard_focus(server, transactional_db, new_page):
+    page = new_page(locale="en-US")
+    page.goto(f"{server.url}/tasks/")
+    switch = page.locator(".topbar .lang")
+    switch.get_by_role("button", name="中文").focus()
+    page.keyboard.press("Shift+Tab")  # by keyboard, so :focus-visible applies
+    current = switch.locator('[aria-pressed="true"]')
+    assert current.evaluate("el => el === document.activeElement && el.matches(':focus-visible')")
+    assert "0px 0px 0px 3px" in current.evaluate("el => getComputedStyle(el).boxShadow")  # --focus, the ring
