@@ -185,10 +185,10 @@ def client_strings():
 
 
 def status_rules():
-    """Which actions each status allows: the page's JavaScript reads this, never hard-codes statuses."""
+    """Which actions each status allows: the page's JavaScript reads this, never hard-codes statuses.
+    Retry is the task JSON's own "retryable": a kind may allow it from more statuses."""
     return {
         "cancellable": [s for s in Task.Status.values if s not in Task.TERMINAL],
-        "retryable": list(Task.RETRYABLE_BY_USER),
         "deletable": list(Task.TERMINAL),
         "terminal": list(Task.TERMINAL),
         "finished_ok": [Task.Status.COMPLETED],
@@ -409,9 +409,6 @@ def task_view(task, labels=None):
     view["percent"] = int(math.floor(data["progress"]))
     view["timeout_text"] = format_duration(data["timeout"], always_hours=True)
     view["cancellable"] = data["status"] not in Task.TERMINAL
-    retry_statuses = tuple(processor.retry_statuses(task)) if processor is not None else Task.RETRYABLE_BY_USER
-    view["retry_also"] = " ".join(s for s in retry_statuses if s not in Task.RETRYABLE_BY_USER)
-    view["retryable"] = data["status"] in retry_statuses
     view["deletable"] = data["status"] in Task.TERMINAL
     view["cancel_requested"] = bool(task.cancel_requested_at)
     return view
@@ -587,12 +584,14 @@ def task_list(request):
     except ValueError:
         page = 1
     tasks = [task_view(t) for t in qs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]]
+    finished_here = sum(1 for t in tasks if t["status"] in Task.TERMINAL)
     has_any = count > 0 or (user is not None and selectors.task_list(user=user).exists())
     return render(request, "tasks/list.html", page_context(
         request, tasks=tasks, count=count, page=page, pages=pages, page_size=PAGE_SIZE,
         status=status, kind=kind, q=q, filter_query=urlencode({k: v for k, v in filters.items() if v}),
         max_search=selectors.MAX_SEARCH, has_any=has_any, filtered=bool(status or kind or q), finished=finished,
-        unfinished=unfinished,
+        unfinished=unfinished, finished_elsewhere=finished - finished_here,
+        unfinished_elsewhere=unfinished - (len(tasks) - finished_here),
         statuses=Task.Status.choices, kind_choices=TaskKind.choices, row_template=blank_task_view(),
         live=True, nav="tasks",
     ))

@@ -59,7 +59,7 @@ def test_it_renders_the_new_task_form_for_a_first_time_visitor(open_tool):
     assert "<script>" not in text and " onclick=" not in text and " style=" not in text
     client = json.loads(re.search(r'<script id="mc-client" type="application/json">(.*?)</script>', text).group(1))
     assert client["strings"]["live"] == "Live"
-    assert client["rules"]["retryable"] == list(Task.RETRYABLE_BY_USER)
+    assert client["rules"]["deletable"] == list(Task.TERMINAL)
     assert client["labels"]["statuses"]["timeout"] == "Timed out"
 
 
@@ -195,7 +195,8 @@ def test_it_searches_the_titles_and_keeps_the_search_across_pages_and_bulk_butto
 def test_it_shows_an_empty_state_to_a_new_visitor(open_tool):
     text = html_text(Client().get("/tasks/"))
     assert "No tasks yet" in text and 'href="/"' in text
-    assert "data-filters" not in text
+    assert re.search(r"<form [^>]*data-filters[^>]* hidden>", text)  # until a task arrives (tasks.js)
+    assert re.search(r'<div class="bulk" data-bulk[^>]* hidden>', text)
 
 
 def test_it_renders_stored_text_inert(open_tool, alice):
@@ -256,7 +257,8 @@ def test_it_cancels_all_unfinished_and_deletes_all_finished_tasks_its_filters_sh
     browser.force_login(alice)
     listed = html_text(browser.get("/tasks/?kind=download"))
     assert "Cancel all unfinished" in listed and "Delete all finished" in listed
-    assert re.search(r'action="/tasks/bulk/delete-finished/" data-confirm="confirm_delete_finished">.*?'
+    assert re.search(r'action="/tasks/bulk/delete-finished/" data-confirm="confirm_delete_finished" '
+                     r'data-bulk-action="delete-finished">.*?'
                      r'name="status" value="">.*?name="kind" value="download">', listed)
     # Only what the filters show: the download tasks.
     response = browser.post("/tasks/bulk/cancel-all/", {"kind": "download", "status": ""})
@@ -279,7 +281,8 @@ def test_it_cancels_all_unfinished_and_deletes_all_finished_tasks_its_filters_sh
         "status": "timeout"})["Location"]))
     assert "No unfinished tasks to cancel." in html_text(browser.get(browser.post("/tasks/bulk/cancel-all/")["Location"]))
     listed = html_text(browser.get("/tasks/"))
-    assert "Delete all finished" in listed and "Cancel all unfinished" not in listed
+    shown = re.findall(r'<form [^>]*data-bulk-action="([a-z-]+)"(?! hidden)[^>]*>', listed)
+    assert shown == ["delete-finished"]  # the other is drawn hidden, for tasks.js to show when one arrives
     assert browser.post("/tasks/bulk/explode/").status_code == 404
     assert browser.get("/tasks/bulk/cancel-all/").status_code == 405
     assert Task.objects.filter(pk__in=[t.pk for t in bobs]).count() == 2

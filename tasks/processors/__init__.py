@@ -115,3 +115,11 @@ def registry():
 
 def get_processor(kind):
     return registry().get(kind)
+
+
+def retry_statuses(task):
+    """The statuses from which the owner may retry this task by hand: its kind's, or the usual ones."""
+    from tasks.models import Task
+
+    processor = get_processor(task.kind)
+    return tuple(processor.retry_statuses(task)) if processor is not None else Task.RETRYABLE_BY_USER
