@@ -485,6 +485,21 @@ def table_rows(page):
             for row in re.findall(r'<tr class="results-table__row".*?</tr>', table, re.S)]
 
 
+def test_it_heads_a_result_tables_byte_sizes_with_the_word_for_an_amount(open_tool, alice):
+    result = {"files": [{"index": 0, "url": "http://a.example/1", "name": "a.bin", "size": 3}], "failed": []}
+    task = make_task(alice, kind=TaskKind.DOWNLOAD, params={"urls": ["http://a.example/1"]}, result=result)
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.get(f"/tasks/{task.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert re.findall(r'<th scope="col">(.*?)</th>', page)[-1] == "大小"  # not 尺寸, a video's width × height
+    from django.utils import translation
+
+    from tasks.video_forms import MergeForm
+
+    with translation.override("zh-hans"):
+        assert str(MergeForm.base_fields["size"].label) == "尺寸"  # the merge form's size is still one
+
+
 def test_it_shows_a_calibration_result_as_a_table_with_each_torrents_files(open_tool, alice, monkeypatch):
     from tasks.processors import calibration
 

@@ -15,6 +15,7 @@ import time
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from tasks.errors import InvalidParams, TaskError
 from tasks.models import TaskKind
@@ -142,7 +143,7 @@ class CalibrationProcessor(Processor):
                 "details": [(str(f.get("path", "")), filesizeformat(f.get("size") or 0)) for f in files[:SHOWN_FILES]],
                 "more": max(0, len(files) - SHOWN_FILES),
             })
-        return {"columns": [_("Torrent"), _("Result"), _("Files"), _("Size")], "rows": rows}
+        return {"columns": [_("Torrent"), _("Result"), _("Files"), pgettext("bytes", "Size")], "rows": rows}
 
     def _settle_single(self, item):
         """One entry: anything but found ends the task as seed 004's clients expect. A timeout is
