@@ -73,6 +73,7 @@ class TaskOut(Schema):
     inputs: list[OutputFile]
     outputs: list[OutputFile]
     timeline: list[dict[str, Any]]
+    retryable: bool
     created_at: datetime
     queued_at: datetime | None
     started_at: datetime | None

@@ -10,6 +10,7 @@ import time
 from redis.exceptions import RedisError
 
 from tasks import messages
+from tasks.processors import retry_statuses
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ def task_snapshot(task, files=None):
         "result": task.result,
         "params": task.params,
         "timeline": task.timeline,
+        # Whether the owner may retry it now: a kind may allow more than the usual statuses (a
+        # download that completed with failed files), so the pages need not know the kinds.
+        "retryable": task.status in retry_statuses(task),
         **(files if files is not None else task_files(task.pk)),
     }
     for name in TIME_FIELDS:

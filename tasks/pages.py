@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import connections
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
@@ -88,6 +89,7 @@ STAT_LABELS = {
 PARAM_LABELS = {
     "profile": gettext_lazy("Profile"),
     "profile_name": gettext_lazy("Profile name"),
+    "connection": gettext_lazy("qBittorrent connection"),
     "sync_type": gettext_lazy("Sync type"),
     "trigger": gettext_lazy("Started by"),
     "notes": gettext_lazy("Notes"),
@@ -185,10 +187,10 @@ def client_strings():
 
 
 def status_rules():
-    """Which actions each status allows: the page's JavaScript reads this, never hard-codes statuses."""
+    """Which actions each status allows: the page's JavaScript reads this, never hard-codes statuses.
+    Retry is the task JSON's own "retryable": a kind may allow it from more statuses."""
     return {
         "cancellable": [s for s in Task.Status.values if s not in Task.TERMINAL],
-        "retryable": list(Task.RETRYABLE_BY_USER),
         "deletable": list(Task.TERMINAL),
         "terminal": list(Task.TERMINAL),
         "finished_ok": [Task.Status.COMPLETED],
@@ -327,14 +329,14 @@ def param_labels(task, user):
 
 
 def param_rows(params, labels=None, prefix=""):
-    """Nested params flattened into (name, value) rows for the detail page; an unset one (None, an
-    empty list) is left out. labels: param_labels()."""
+    """Nested params flattened into (name, value) rows for the detail page; an unset one (None, a
+    list of nothing but None) is left out. labels: param_labels()."""
     rows = []
     for key, value in (params or {}).items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and value:
             rows.extend(param_rows(value, labels, f"{path}."))
-        elif value is not None and value != []:
+        elif value is not None and not (isinstance(value, list) and all(item is None for item in value)):
             label, choices = (labels or {}).get(path, ("", {}))
             name = label or PARAM_LABELS.get(path) or path.replace(".", " › ")
             shown = choices.get(str(value)) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
@@ -352,6 +354,8 @@ def param_value(key, value):
         return _("Yes") if value else _("No")
     if isinstance(value, (str, int, float)):
         return str(value)
+    if value is None:  # an unset item of a list, e.g. a download's empty line of names
+        return "—"
     if isinstance(value, list):
         return "\n".join(json.dumps(item, ensure_ascii=False) if isinstance(item, list) else param_value(key, item)
                          for item in value)
@@ -395,7 +399,9 @@ def task_view(task, labels=None):
     by_key = {r["key"]: r["value"] for r in view["stats_rows"]}
     view["speed"] = next((by_key[k] for k in SPEED_STATS if k in by_key), "")
     view["eta"] = next((by_key[k] for k in ETA_STATS if k in by_key), "")
-    view["param_rows"] = param_rows(data["params"], labels)
+    processor = registry().get(task.kind)
+    shown = processor.shown_params(data["params"]) if processor is not None else data["params"]
+    view["param_rows"] = param_rows(shown, labels)
     view["timeline_rows"] = timeline_rows(data["timeline"])
     view["result_text"] = json.dumps(data["result"], ensure_ascii=False, indent=2) if data["result"] is not None else ""
     view["outputs"] = [file_view(o) for o in data["outputs"]]
@@ -405,10 +411,6 @@ def task_view(task, labels=None):
     view["percent"] = int(math.floor(data["progress"]))
     view["timeout_text"] = format_duration(data["timeout"], always_hours=True)
     view["cancellable"] = data["status"] not in Task.TERMINAL
-    processor = registry().get(task.kind)
-    retry_statuses = tuple(processor.retry_statuses(task)) if processor is not None else Task.RETRYABLE_BY_USER
-    view["retry_also"] = " ".join(s for s in retry_statuses if s not in Task.RETRYABLE_BY_USER)
-    view["retryable"] = data["status"] in retry_statuses
     view["deletable"] = data["status"] in Task.TERMINAL
     view["cancel_requested"] = bool(task.cancel_requested_at)
     return view
@@ -515,13 +517,26 @@ def copied_task(user, form_class, kind, task_id):
         task = selectors.task_get_for_user(user=user, task_id=task_id)
     except NotFound:
         return None
-    return copy_initial(form_class, task) if task.kind == kind else None
+    initial = copy_initial(form_class, task) if task.kind == kind else None
+    return None if initial is None else {**initial, "title": typed_title(task)}
 
 
 def copy_initial(form_class, task):
-    """The form's initial values for a copy of the task, or None when it cannot carry its settings."""
+    """The form's initial values for a copy of the task (its title aside), or None when it cannot
+    carry its settings."""
     initial = form_class(prefix=task.kind).initial_for(task.params)
-    return None if initial is None else {**initial, "title": task.title, "priority": task.priority}
+    return None if initial is None else {**initial, "priority": task.priority}
+
+
+def typed_title(task):
+    """The task's title if its owner typed one, else "": a default title names the old params,
+    and a copy submitted with other ones gets its own default."""
+    processor = registry().get(task.kind)
+    try:
+        default = processor.make_title(task.params)[:200] if processor is not None else None
+    except (LookupError, TypeError, ValueError, ValidationError):  # params an older version stored
+        default = None
+    return "" if task.title == default else task.title
 
 
 def copy_url(user, task):
@@ -568,12 +583,14 @@ def task_list(request):
     pages = max(1, math.ceil(count / PAGE_SIZE))
     page = min(max(1, parse_digits(request.GET.get("page", "1")) or 1), pages)
     tasks = [task_view(t) for t in qs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]]
+    finished_here = sum(1 for t in tasks if t["status"] in Task.TERMINAL)
     has_any = count > 0 or (user is not None and selectors.task_list(user=user).exists())
     return render(request, "tasks/list.html", page_context(
         request, tasks=tasks, count=count, page=page, pages=pages, page_size=PAGE_SIZE,
         status=status, kind=kind, q=q, filter_query=urlencode({k: v for k, v in filters.items() if v}),
         max_search=selectors.MAX_SEARCH, has_any=has_any, filtered=bool(status or kind or q), finished=finished,
-        unfinished=unfinished,
+        unfinished=unfinished, finished_elsewhere=finished - finished_here,
+        unfinished_elsewhere=unfinished - (len(tasks) - finished_here),
         statuses=Task.Status.choices, kind_choices=TaskKind.choices, row_template=blank_task_view(),
         live=True, nav="tasks",
     ))

@@ -21,7 +21,7 @@ from mediacraft.numbers import whole_number
 from tasks import events, metrics, selectors
 from tasks.errors import ApiError, InvalidParams, NotFound
 from tasks.models import Task
-from tasks.processors import get_processor, registry
+from tasks.processors import get_processor, registry, retry_statuses
 from tasks.queues import RUN_TASK, get_queue, queue_name_for, redis_connection
 from tasks.runtime import task_work_dir
 
@@ -498,7 +498,7 @@ def task_retry(*, task):
     """A manual retry of a failed, cancelled or timed-out task (or what else its kind allows):
     it starts over as pending, with what its kind's prepare_retry keeps."""
     processor = get_processor(task.kind)
-    statuses = processor.retry_statuses(task) if processor is not None else Task.RETRYABLE_BY_USER
+    statuses = retry_statuses(task)
     if task.status not in statuses:
         raise ApiError("not_retryable", _("Only failed, cancelled or timed-out tasks can be retried."), status=409)
     if processor is None or not processor.user_may_run(task.owner, task.params):

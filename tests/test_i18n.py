@@ -17,7 +17,7 @@ MO = PO.with_suffix(".mo")
 
 
 ENTRY_RE = re.compile(
-    r'^((?:#.*\n)*)msgid ((?:".*"\n)+)(?:msgid_plural (?:".*"\n)+)?((?:msgstr(?:\[\d+\])? (?:".*"\n?)+)+)', re.M
+    r'^((?:#.*\n)*)(?:msgctxt ((?:".*"\n)+))?msgid ((?:".*"\n)+)(?:msgid_plural (?:".*"\n)+)?((?:msgstr(?:\[\d+\])? (?:".*"\n?)+)+)', re.M
 )
 
 
@@ -27,15 +27,17 @@ def unquote(chunk):
 
 
 def entries(path):
-    """(msgid, msgstr-list, flags) of each entry but the header."""
+    """(msgid, msgstr-list, flags) of each entry but the header; a msgid with a context (pgettext)
+    as "context\x04msgid", the key it has in the compiled catalogue."""
     found = []
     for match in ENTRY_RE.finditer(path.read_text(encoding="utf-8")):
-        comments, msgid, strs = match.groups()
+        comments, context, msgid, strs = match.groups()
         if unquote(msgid) == "":
             continue
+        key = unquote(msgid) if context is None else f"{unquote(context)}\x04{unquote(msgid)}"
         values = [unquote(s) for s in re.findall(r'msgstr(?:\[\d+\])? ((?:".*"\n?)+)', strs)]
         flags = " ".join(re.findall(r"^#, (.*)$", comments, re.M))
-        found.append((unquote(msgid), values, flags))
+        found.append((key, values, flags))
     return found
 
 

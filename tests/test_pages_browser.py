@@ -500,3 +500,72 @@ def test_it_fits_phone_and_desktop_widths(server, transactional_db, redis_conn, 
     page.keyboard.press("Escape")
     assert page.get_by_role("link", name="Account").is_hidden()
     page.allowed_errors = ["404"]
+
+
+def test_it_cuts_a_long_title_short_in_the_breadcrumb_not_the_link_before_it(
+        server, transactional_db, redis_conn, slow_tool, new_page):
+    page = new_page(viewport=PHONE, locale="zh-CN")
+    page.goto(f"{server.url}/tasks/")
+    task_id = api_post(page, server.url, "/api/tasks/", {
+        "kind": "command", "title": "一个很长很长的任务标题，" * 6, "params": {"template": "slow", "args": {"steps": 1}}})["task_id"]
+    page.goto(f"{server.url}/tasks/{task_id}/")
+    crumbs = page.locator(".crumbs")
+    link, title = crumbs.get_by_role("link", name="我的任务"), crumbs.locator('[aria-current="page"]')
+    # One line each: the link as tall as the (one-line) title, which ends in an ellipsis.
+    assert link.evaluate("el => el.getBoundingClientRect().height") == title.evaluate(
+        "el => el.getBoundingClientRect().height")
+    assert link.evaluate("el => el.scrollWidth <= el.clientWidth")
+    assert title.evaluate("el => el.scrollWidth > el.clientWidth && getComputedStyle(el).textOverflow === 'ellipsis'")
+
+
+def test_it_rings_the_current_language_button_when_it_has_the_keyboard_focus(server, transactional_db, new_page):
+    page = new_page(locale="en-US")
+    page.goto(f"{server.url}/tasks/")
+    switch = page.locator(".topbar .lang")
+    switch.get_by_role("button", name="中文").focus()
+    page.keyboard.press("Shift+Tab")  # by keyboard, so :focus-visible applies
+    current = switch.locator('[aria-pressed="true"]')
+    assert current.evaluate("el => el === document.activeElement && el.matches(':focus-visible')")
+    assert "0px 0px 0px 3px" in current.evaluate("el => getComputedStyle(el).boxShadow")  # --focus, the ring
+
+
+def test_it_offers_retry_live_when_a_download_completes_with_failed_files(
+        server, transactional_db, redis_conn, slow_tool, new_page):
+    from tasks import services
+
+    page = new_page()
+    seed = submit_slow(page, server)  # the page's visitor exists from here
+    urls = ["http://93.184.216.34/a.bin", "http://93.184.216.34/b.bin"]
+    task = Task.objects.create(owner=Task.objects.get(pk=seed).owner, kind="download", status=S.RUNNING,
+                               params={"urls": urls, "names": [None, None], "connections": 1},
+                               timeout=60, started_at=timezone.now(), heartbeat_at=timezone.now())
+    for url in (f"{server.url}/tasks/{task.pk}/", f"{server.url}/tasks/"):
+        Task.objects.filter(pk=task.pk).update(status=S.RUNNING, result=None)
+        open_live(page, url)
+        retry = page.locator(f'[data-task-id="{task.pk}"] form[data-action="retry"]')
+        assert retry.is_hidden()
+        services.task_complete(task_id=task.pk, result={
+            "files": [{"index": 0, "url": urls[0], "name": "a.bin", "size": 3}],
+            "failed": [{"index": 1, "url": urls[1], "name": "b.bin", "error_code": 3, "error": "Resource not found"}],
+            "total_files": 2, "completed_files": 1, "failed_files": 1, "downloaded_size": 3})
+        retry.wait_for(state="visible", timeout=10000)
+        assert_not_reloaded(page)
+
+
+def test_it_shows_the_filters_and_bulk_buttons_as_tasks_arrive_and_finish(
+        server, transactional_db, redis_conn, slow_tool, new_page):
+    page = new_page()
+    Task.objects.filter(pk=submit_slow(page, server)).delete()  # a visitor with no tasks
+    open_live(page, f"{server.url}/tasks/")
+    filters, bulk = page.locator("[data-filters]"), page.locator("[data-bulk]")
+    cancel_all = page.get_by_role("button", name="Cancel all unfinished")
+    delete_finished = page.get_by_role("button", name="Delete all finished")
+    assert filters.is_hidden() and bulk.is_hidden()
+    task_id = api_post(page, server.url, "/api/tasks/", {
+        "kind": "command", "params": {"template": "slow", "args": {"steps": 1}}})["task_id"]
+    cancel_all.wait_for(state="visible", timeout=10000)
+    assert filters.is_visible() and delete_finished.is_hidden()
+    api_post(page, server.url, f"/api/tasks/{task_id}/cancel/")
+    delete_finished.wait_for(state="visible", timeout=10000)
+    assert cancel_all.is_hidden()
+    assert_not_reloaded(page)

@@ -11,7 +11,7 @@ from django.utils import translation
 
 from tasks.errors import InvalidParams
 from tasks.forms import TaskForm
-from tasks.models import CommandTemplate
+from tasks.models import CommandTemplate, Task
 from tasks.processors import Processor, get_processor, registry
 
 P = "command-"
@@ -246,6 +246,35 @@ def test_a_copy_of_a_task_opens_its_form_filled_in_and_submits_the_same_settings
     assert copy.pk != original.pk and copy.kind == original.kind
     assert copy.params == original.params
     assert (copy.title, copy.priority) == (f"my {case}", 7)
+
+
+def test_a_copy_of_a_task_with_a_default_title_gets_a_new_default_from_its_own_params(templates, alice, redis_conn):
+    from django.test import Client
+
+    from tasks import services
+
+    client = Client()
+    client.force_login(alice)
+    original = services.task_submit(owner=alice, kind="download", params={"urls": ["http://93.184.216.34/clip.mp4"]})
+    assert original.title == "clip.mp4"
+    values = page_form(client.get(copy_link(client, original)).content.decode())
+    assert values["download-title"] == ""  # not taken for one the user typed
+    values["download-urls"] = "http://93.184.216.34/big.bin"
+    response = client.post("/new/download/", values)
+    assert response.status_code == 302
+    assert Task.objects.get(pk=response["Location"].split("/")[2]).title == "big.bin"
+
+
+def test_default_titles_are_the_same_in_every_language(alice):
+    from storage.models import StoredFile
+
+    first = StoredFile.objects.create(owner=alice, role="input", original_name="v2.mp4", size=1, stored_name="f",
+                                      path="f", sha256="0" * 64)
+    titles = set()
+    for language in ("en", "zh-hans"):
+        with translation.override(language):
+            titles.add(get_processor("merge").make_title({"files": [str(first.pk), "another"]}))
+    assert titles == {"v2.mp4 (+1)"}
 
 
 def test_a_task_its_form_cannot_carry_has_no_copy_link(templates, alice, bob, redis_conn):

@@ -59,7 +59,7 @@ def test_it_renders_the_new_task_form_for_a_first_time_visitor(open_tool):
     assert "<script>" not in text and " onclick=" not in text and " style=" not in text
     client = json.loads(re.search(r'<script id="mc-client" type="application/json">(.*?)</script>', text).group(1))
     assert client["strings"]["live"] == "Live"
-    assert client["rules"]["retryable"] == list(Task.RETRYABLE_BY_USER)
+    assert client["rules"]["deletable"] == list(Task.TERMINAL)
     assert client["labels"]["statuses"]["timeout"] == "Timed out"
 
 
@@ -195,7 +195,8 @@ def test_it_searches_the_titles_and_keeps_the_search_across_pages_and_bulk_butto
 def test_it_shows_an_empty_state_to_a_new_visitor(open_tool):
     text = html_text(Client().get("/tasks/"))
     assert "No tasks yet" in text and 'href="/"' in text
-    assert "data-filters" not in text
+    assert re.search(r"<form [^>]*data-filters[^>]* hidden>", text)  # until a task arrives (tasks.js)
+    assert re.search(r'<div class="bulk" data-bulk[^>]* hidden>', text)
 
 
 def test_it_renders_stored_text_inert(open_tool, alice):
@@ -256,7 +257,8 @@ def test_it_cancels_all_unfinished_and_deletes_all_finished_tasks_its_filters_sh
     browser.force_login(alice)
     listed = html_text(browser.get("/tasks/?kind=download"))
     assert "Cancel all unfinished" in listed and "Delete all finished" in listed
-    assert re.search(r'action="/tasks/bulk/delete-finished/" data-confirm="confirm_delete_finished">.*?'
+    assert re.search(r'action="/tasks/bulk/delete-finished/" data-confirm="confirm_delete_finished" '
+                     r'data-bulk-action="delete-finished">.*?'
                      r'name="status" value="">.*?name="kind" value="download">', listed)
     # Only what the filters show: the download tasks.
     response = browser.post("/tasks/bulk/cancel-all/", {"kind": "download", "status": ""})
@@ -279,7 +281,8 @@ def test_it_cancels_all_unfinished_and_deletes_all_finished_tasks_its_filters_sh
         "status": "timeout"})["Location"]))
     assert "No unfinished tasks to cancel." in html_text(browser.get(browser.post("/tasks/bulk/cancel-all/")["Location"]))
     listed = html_text(browser.get("/tasks/"))
-    assert "Delete all finished" in listed and "Cancel all unfinished" not in listed
+    shown = re.findall(r'<form [^>]*data-bulk-action="([a-z-]+)"(?! hidden)[^>]*>', listed)
+    assert shown == ["delete-finished"]  # the other is drawn hidden, for tasks.js to show when one arrives
     assert browser.post("/tasks/bulk/explode/").status_code == 404
     assert browser.get("/tasks/bulk/cancel-all/").status_code == 405
     assert Task.objects.filter(pk__in=[t.pk for t in bobs]).count() == 2
@@ -343,14 +346,18 @@ def test_it_claims_logs_out_and_logs_back_in_from_the_account_page(open_tool):
 def test_it_shows_a_new_api_token_once_and_revokes_it(open_tool, alice, bob):
     browser = Client()
     browser.force_login(alice)
-    created = browser.post("/account/tokens/", {"token-name": "backup <script>"})
-    assert created.status_code == 200 and created["Cache-Control"] == "no-store"
+    posted = browser.post("/account/tokens/", {"token-name": "backup <script>"})
+    assert posted.status_code == 302 and posted["Location"] == "/account/#tokens"  # a reload makes no second one
+    assert "mc_" not in posted.content.decode()
+    created = browser.get("/account/")
+    assert created["Cache-Control"] == "no-store"
     raw = re.search(r'id="new-token"[^>]*>(mc_[^<]+)<', created.content.decode()).group(1)
     assert "backup &lt;script&gt;" in created.content.decode()
     api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert api.get("/api/tasks/").status_code == 200
     again = browser.get("/account/").content.decode()
-    assert raw not in again and raw[:10] in again
+    assert raw not in again and raw[:10] in again and 'id="new-token"' not in again
+    assert alice.api_tokens.count() == 1
     token_id = alice.api_tokens.get().pk
     bob_browser = Client()
     bob_browser.force_login(bob)
@@ -454,11 +461,52 @@ def test_it_shows_parameters_as_people_read_them(open_tool, alice):
     assert params(download)["URLs"] == "http://a.example/1\nhttp://a.example/2"
 
 
+def param_shown(browser, task, **headers):
+    page = browser.get(f"/tasks/{task.pk}/", **headers).content.decode()
+    section = page.split('id="params-heading"')[1].split("</section>")[0]
+    return dict(re.findall(r'<div class="kv__row"><dt>(.*?)</dt><dd>(.*?)</dd></div>', section, re.S))
+
+
+def test_it_leaves_out_a_downloads_unset_names_and_marks_the_empty_ones(open_tool, alice):
+    urls = ["http://a.example/1", "http://a.example/2", "http://a.example/3"]
+    unnamed = make_task(alice, kind=TaskKind.DOWNLOAD, params={"urls": urls, "names": [None, None, None]})
+    some = make_task(alice, kind=TaskKind.DOWNLOAD, params={"urls": urls, "names": [None, "my clip.mp4", None]})
+    browser = Client()
+    browser.force_login(alice)
+    assert "File names" not in param_shown(browser, unnamed)
+    assert param_shown(browser, some)["File names"] == "—\nmy clip.mp4\n—"
+
+
+def test_it_shows_a_calibrations_connection_once_by_name_in_the_viewers_language(open_tool, alice):
+    task = make_task(alice, kind=TaskKind.CALIBRATION,
+                     params={"connection": 1, "connection_name": "local", "hashes": ["a" * 40]})
+    browser = Client()
+    browser.force_login(alice)
+    shown = param_shown(browser, task, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert shown["qBittorrent 连接"] == "local"
+    assert not {"connection", "connection_name"} & set(shown) and "1" not in shown.values()
+
+
 def table_rows(page):
     """The text of each row of the page's result table, tags and runs of spaces as one space."""
     table = page.split('<table class="results-table">')[1].split("</table>")[0]
     return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
             for row in re.findall(r'<tr class="results-table__row".*?</tr>', table, re.S)]
+
+
+def test_it_heads_a_result_tables_byte_sizes_with_the_word_for_an_amount(open_tool, alice):
+    result = {"files": [{"index": 0, "url": "http://a.example/1", "name": "a.bin", "size": 3}], "failed": []}
+    task = make_task(alice, kind=TaskKind.DOWNLOAD, params={"urls": ["http://a.example/1"]}, result=result)
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.get(f"/tasks/{task.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert re.findall(r'<th scope="col">(.*?)</th>', page)[-1] == "大小"  # not 尺寸, a video's width × height
+    from django.utils import translation
+
+    from tasks.video_forms import MergeForm
+
+    with translation.override("zh-hans"):
+        assert str(MergeForm.base_fields["size"].label) == "尺寸"  # the merge form's size is still one
 
 
 def test_it_shows_a_calibration_result_as_a_table_with_each_torrents_files(open_tool, alice, monkeypatch):

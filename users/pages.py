@@ -66,10 +66,19 @@ def _apply_error(form, exc):
     form.add_error(exc.extra.get("field") or FIELD_BY_CODE.get(exc.code), str(exc.message))
 
 
+NEW_TOKEN_KEY = "mediacraft.new_token"
+
+
 @csp
 @require_GET
 def account(request):
-    return _render(request)
+    # A token just created is shown on this one page after the redirect, then never again.
+    raw = request.session.pop(NEW_TOKEN_KEY, None)
+    if raw is None:
+        return _render(request)
+    response = _render(request, new_token=raw)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @csp
@@ -121,14 +130,14 @@ def token_create(request):
     form = TokenForm(request.POST, prefix="token")
     if form.is_valid():
         try:
-            token, raw = services.token_create(user=services.visitor_ensure(request), name=form.cleaned_data["name"])
+            _token, raw = services.token_create(user=services.visitor_ensure(request), name=form.cleaned_data["name"])
         except ApiError as exc:
             _apply_error(form, exc)
         else:
-            # Rendered, not redirected: the raw token exists only in this response.
-            response = _render(request, new_token=raw, new_token_row=token)
-            response["Cache-Control"] = "no-store"
-            return response
+            # Redirected, so a reload cannot create another; the raw token waits in the session
+            # for the next page only.
+            request.session[NEW_TOKEN_KEY] = raw
+            return redirect(reverse("account") + "#tokens")
     return _render(request, status=400, token_form=form)
 
 

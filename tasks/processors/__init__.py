@@ -28,6 +28,11 @@ class Processor(abc.ABC):
     def make_title(self, params):
         return ""
 
+    def shown_params(self, params):
+        """The params as the task's page lists them: a kind may leave out or merge what only it
+        needs (ids, copies kept for its runs). Default: all of them."""
+        return params
+
     def result_table(self, result):
         """The result as a table for the task's page, or None (the page shows its JSON):
         {"columns": [heading, ...], "rows": [{"title", "note", "status", "cells": [text, ...],
@@ -110,3 +115,11 @@ def registry():
 
 def get_processor(kind):
     return registry().get(kind)
+
+
+def retry_statuses(task):
+    """The statuses from which the owner may retry this task by hand: its kind's, or the usual ones."""
+    from tasks.models import Task
+
+    processor = get_processor(task.kind)
+    return tuple(processor.retry_statuses(task)) if processor is not None else Task.RETRYABLE_BY_USER

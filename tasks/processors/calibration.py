@@ -15,6 +15,7 @@ import time
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from tasks.errors import InvalidParams, TaskError
 from tasks.models import TaskKind
@@ -59,6 +60,12 @@ class CalibrationProcessor(Processor):
         first = parse_ref(params["hashes"][0])
         label = first.display_name or first.info_hash
         return label if len(params["hashes"]) == 1 else f"{label} +{len(params['hashes']) - 1}"
+
+    def shown_params(self, params):
+        """The connection once, by its name (the id is only for the run)."""
+        shown = {k: v for k, v in params.items() if k != "connection_name"}
+        shown["connection"] = params.get("connection_name", params.get("connection"))
+        return shown
 
     def default_timeout_for(self, params):
         return settings.MEDIACRAFT_CALIBRATION_TIMEOUT
@@ -136,7 +143,7 @@ class CalibrationProcessor(Processor):
                 "details": [(str(f.get("path", "")), filesizeformat(f.get("size") or 0)) for f in files[:SHOWN_FILES]],
                 "more": max(0, len(files) - SHOWN_FILES),
             })
-        return {"columns": [_("Torrent"), _("Result"), _("Files"), _("Size")], "rows": rows}
+        return {"columns": [_("Torrent"), _("Result"), _("Files"), pgettext("bytes", "Size")], "rows": rows}
 
     def _settle_single(self, item):
         """One entry: anything but found ends the task as seed 004's clients expect. A timeout is

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from mediacraft.numbers import whole_number
 from tasks.errors import ApiError, InvalidParams, TaskError
@@ -395,7 +396,7 @@ class DownloadProcessor(Processor):
                 "error": "" if arrived else _("aria2 error %(code)s: %(message)s") % {
                     "code": entry.get("error_code") or "?", "message": entry.get("error") or "—"},
             })
-        return {"columns": [_("File"), _("Result"), _("Size")], "rows": rows}
+        return {"columns": [_("File"), _("Result"), pgettext("bytes", "Size")], "rows": rows}
 
     def validate(self, *, params, files, user):
         from downloads import policy

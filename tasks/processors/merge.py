@@ -98,8 +98,9 @@ class MergeProcessor(Processor):
     def make_title(self, params):
         from storage.models import StoredFile
 
+        # In no language: the title is stored, and read in whatever language the viewer has.
         first = StoredFile.objects.filter(pk=params["files"][0]).first()
-        return _("%(name)s and %(n)s more") % {"name": first.original_name, "n": len(params["files"]) - 1} if first else ""
+        return f"{first.original_name} (+{len(params['files']) - 1})" if first else ""
 
     def default_timeout_for(self, params):
         from storage.models import StoredFile

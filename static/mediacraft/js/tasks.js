@@ -96,13 +96,12 @@ export function renderTask(root, task) {
 function renderActions(root, task) {
   const show = {
     cancel: rule("cancellable").includes(task.status),
-    retry: rule("retryable").includes(task.status),
+    retry: Boolean(task.retryable), // the server's word: a kind may allow more than the usual statuses
     delete: rule("deletable").includes(task.status),
   };
   for (const form of root.querySelectorAll("form[data-action]")) {
     const action = form.dataset.action;
-    // data-also: statuses this task's kind also allows (e.g. a download completed with failures)
-    form.hidden = !(show[action] || (form.dataset.also || "").split(" ").includes(task.status));
+    form.hidden = !show[action];
     if (action !== "cancel") continue;
     if (!show.cancel) delete form.dataset.pending; // finished: a later retry starts afresh
     const pending = "pending" in form.dataset;
@@ -253,6 +252,10 @@ export class TaskList {
     this.limit = Number(list.dataset.limit || list.dataset.pageSize || 20);
     this.prepend = !("noPrepend" in list.dataset);
     this.count = document.querySelector("[data-count]");
+    // My tasks: the filters and the bulk buttons follow the rows (and the tasks on other pages,
+    // counted by the server).
+    this.filters = document.querySelector("[data-filters]");
+    this.bulk = document.querySelector("[data-bulk]");
   }
 
   row(id) {
@@ -283,7 +286,7 @@ export class TaskList {
       this.list.prepend(row);
       row.classList.add("is-new");
       setTimeout(() => row.classList.remove("is-new"), 2500);
-      while (this.list.children.length > this.limit) this.list.lastElementChild.remove();
+      while (this.list.children.length > this.limit) this.pushOff(this.list.lastElementChild);
       this.bumpCount(1);
     }
     renderTask(row, task);
@@ -316,6 +319,28 @@ export class TaskList {
 
   syncEmpty() {
     if (this.empty) this.empty.hidden = this.list.children.length > 0;
+    if (this.filters && this.list.children.length) this.filters.hidden = false;
+    if (this.bulk) this.syncBulk();
+  }
+
+  // A row that leaves the page for the next one still counts for the bulk buttons.
+  pushOff(row) {
+    if (this.bulk) {
+      const key = rule("terminal").includes(row.dataset.status) ? "finishedElsewhere" : "unfinishedElsewhere";
+      this.bulk.dataset[key] = String(Number(this.bulk.dataset[key] || 0) + 1);
+    }
+    row.remove();
+  }
+
+  syncBulk() {
+    const statuses = [...this.list.children].map((row) => row.dataset.status);
+    const finished = statuses.filter((s) => rule("terminal").includes(s)).length;
+    const counts = {
+      "delete-finished": finished + Number(this.bulk.dataset.finishedElsewhere || 0),
+      "cancel-all": statuses.length - finished + Number(this.bulk.dataset.unfinishedElsewhere || 0),
+    };
+    for (const form of this.bulk.querySelectorAll("form[data-bulk-action]")) form.hidden = !counts[form.dataset.bulkAction];
+    this.bulk.hidden = !counts["delete-finished"] && !counts["cancel-all"];
   }
 
   // While the socket is down: the same page of the API, drawn in its order.
